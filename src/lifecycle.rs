@@ -1,1 +1,170 @@
-//! placeholder
+//! Lifecycle: picks the mode (product.md §1), wires credentials, upstream, cache and listener
+//! together, runs prefetch and the refresh timer, and stops on a signal or SHUTDOWN.
+//!
+//! It knows nothing of HTTP parsing or AppConfig payloads; it only decides when to refresh.
+
+use std::fmt;
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use crate::cache::{lock, Cache, CacheConfig};
+use crate::credentials::{CredentialSource, EnvironmentCredentials};
+use crate::routes::Router;
+use crate::server::{HttpServer, ServerError};
+use crate::settings::{HttpHost, Settings};
+use crate::upstream::{Upstream, UpstreamConfig, UpstreamError};
+
+/// The standalone timer wakes at least this often to look for due entries, so entries created
+/// by requests are refreshed on time without a wake-up per entry.
+const TIMER_MAX_SLEEP: Duration = Duration::from_secs(1);
+
+/// Why the agent stopped with an error.
+#[derive(Debug)]
+pub enum LifecycleError {
+    Listen(ServerError),
+    Upstream(UpstreamError),
+    Signals(String),
+}
+
+impl fmt::Display for LifecycleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LifecycleError::Listen(e) => write!(f, "{e}"),
+            LifecycleError::Upstream(e) => write!(f, "{e}"),
+            LifecycleError::Signals(e) => write!(f, "cannot watch for SIGTERM and SIGINT: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for LifecycleError {}
+
+/// The running parts every mode shares.
+struct Agent {
+    cache: Arc<Cache>,
+    server: HttpServer,
+}
+
+impl Agent {
+    fn start(settings: &Settings) -> Result<Agent, LifecycleError> {
+        let credentials: Arc<dyn CredentialSource> =
+            Arc::new(EnvironmentCredentials::new(&settings.credentials));
+        let upstream = Upstream::new(
+            &UpstreamConfig {
+                endpoint: settings.appconfigdata_endpoint.clone(),
+                region: settings.region.clone(),
+                request_timeout: settings.request_timeout,
+                max_connections: settings.max_connections,
+                proxy: settings.proxy.as_ref().map(|p| p.url.clone()),
+            },
+            credentials,
+        )
+        .map_err(LifecycleError::Upstream)?;
+        let cache = Cache::new(
+            Arc::new(upstream),
+            CacheConfig {
+                poll_interval: settings.poll_interval,
+                request_timeout: settings.request_timeout,
+                max_entries: settings.max_entries,
+            },
+        );
+        let router = Arc::new(Router::new(Arc::clone(&cache), settings.access_token.clone()));
+        let server = HttpServer::start(&settings.http_host, settings.http_port, router)
+            .map_err(LifecycleError::Listen)?;
+        if settings.http_host != HttpHost::Localhost && settings.access_token.is_none() {
+            log::warn!(
+                "listening on {} without ACCESS_TOKEN: anyone who can reach this address can read \
+                 the configuration; set ACCESS_TOKEN or HTTP_HOST=localhost",
+                server.address()
+            );
+        }
+        Ok(Agent { cache, server })
+    }
+}
+
+/// Runs the agent until it is told to stop. Returns after a clean shutdown.
+pub fn run(settings: Settings) -> Result<(), LifecycleError> {
+    run_standalone(&settings)
+}
+
+fn run_standalone(settings: &Settings) -> Result<(), LifecycleError> {
+    // Watch signals before any thread starts, so none of them inherits the default action.
+    let mut signals =
+        signal_hook::iterator::Signals::new([signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT])
+            .map_err(|e| LifecycleError::Signals(e.to_string()))?;
+    let agent = Agent::start(settings)?;
+    log::info!(
+        "appconfig-lite {} started in standalone mode, listening on {}, region {}",
+        env!("CARGO_PKG_VERSION"),
+        agent.server.address(),
+        settings.region
+    );
+
+    if !settings.prefetch_list.is_empty() {
+        let cache = Arc::clone(&agent.cache);
+        let keys = settings.prefetch_list.clone();
+        let wait = settings.request_timeout;
+        let spawned = thread::Builder::new().name("prefetch".into()).spawn(move || {
+            let finished = cache.prefetch(&keys, wait);
+            log::debug!("prefetch: {finished} of {} finished within {wait:?}", keys.len());
+        });
+        if let Err(e) = spawned {
+            log::warn!("cannot start prefetch ({e}); entries are fetched on first request");
+        }
+    }
+
+    let stop = Arc::new((Mutex::new(false), Condvar::new()));
+    let timer = {
+        let cache = Arc::clone(&agent.cache);
+        let stop = Arc::clone(&stop);
+        let poll_interval = settings.poll_interval;
+        let wait = settings.request_timeout;
+        thread::Builder::new()
+            .name("refresh-timer".into())
+            .spawn(move || refresh_timer(&cache, &stop, poll_interval, wait))
+            .map_err(|e| LifecycleError::Signals(format!("cannot start the refresh timer: {e}")))?
+    };
+
+    if let Some(signal) = signals.forever().next() {
+        log::info!("received signal {signal}; shutting down");
+    }
+    *lock(&stop.0) = true;
+    stop.1.notify_all();
+    agent.server.shutdown();
+    if timer.join().is_err() {
+        log::error!("the refresh timer panicked; please report this as a bug");
+    }
+    log::info!("stopped");
+    log::logger().flush();
+    Ok(())
+}
+
+/// Refreshes due entries until `stop` is set (product.md §1: standalone refresh trigger).
+fn refresh_timer(
+    cache: &Arc<Cache>,
+    stop: &(Mutex<bool>, Condvar),
+    poll_interval: Duration,
+    wait: Duration,
+) {
+    let (stopped, wake) = stop;
+    let mut guard = lock(stopped);
+    while !*guard {
+        let sleep = cache
+            .next_due_in()
+            .unwrap_or(poll_interval)
+            .clamp(Duration::from_millis(20), TIMER_MAX_SLEEP);
+        guard = match wake.wait_timeout(guard, sleep) {
+            Ok((guard, _)) => guard,
+            Err(poisoned) => poisoned.into_inner().0,
+        };
+        if *guard {
+            break;
+        }
+        drop(guard);
+        let (due, finished) = cache.refresh_due(wait);
+        if due > 0 {
+            log::debug!("timer: refreshed {finished} of {due} due entries");
+        }
+        guard = lock(stopped);
+    }
+}
