@@ -8,6 +8,7 @@
 
 pub mod cache;
 pub mod credentials;
+pub mod extension_api;
 pub mod lifecycle;
 pub mod logging;
 pub mod routes;

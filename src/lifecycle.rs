@@ -10,14 +10,19 @@ use std::time::Duration;
 
 use crate::cache::{lock, Cache, CacheConfig};
 use crate::credentials::{CredentialSource, EnvironmentCredentials};
+use crate::extension_api::{Event, ExtensionError, ExtensionsClient};
 use crate::routes::Router;
 use crate::server::{HttpServer, ServerError};
-use crate::settings::{HttpHost, Settings};
+use crate::settings::{HttpHost, Settings, SettingsError};
 use crate::upstream::{Upstream, UpstreamConfig, UpstreamError};
 
 /// The standalone timer wakes at least this often to look for due entries, so entries created
 /// by requests are refreshed on time without a wake-up per entry.
 const TIMER_MAX_SLEEP: Duration = Duration::from_secs(1);
+
+/// How long a shutdown waits for requests being answered. Lambda gives all extensions together
+/// about 1.7 s (wire.md §1); a request still waiting for a first fetch is dropped after this.
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(300);
 
 /// Why the agent stopped with an error.
 #[derive(Debug)]
@@ -25,6 +30,7 @@ pub enum LifecycleError {
     Listen(ServerError),
     Upstream(UpstreamError),
     Signals(String),
+    Extensions(ExtensionError),
 }
 
 impl fmt::Display for LifecycleError {
@@ -33,6 +39,7 @@ impl fmt::Display for LifecycleError {
             LifecycleError::Listen(e) => write!(f, "{e}"),
             LifecycleError::Upstream(e) => write!(f, "{e}"),
             LifecycleError::Signals(e) => write!(f, "cannot watch for SIGTERM and SIGINT: {e}"),
+            LifecycleError::Extensions(e) => write!(f, "{e}"),
         }
     }
 }
@@ -82,9 +89,81 @@ impl Agent {
     }
 }
 
-/// Runs the agent until it is told to stop. Returns after a clean shutdown.
-pub fn run(settings: Settings) -> Result<(), LifecycleError> {
-    run_standalone(&settings)
+/// Runs the agent until it is told to stop: as a Lambda extension when
+/// `AWS_LAMBDA_RUNTIME_API` is set, else standalone. `extension_name` is the executable's file
+/// name. Returns after a clean shutdown.
+pub fn run(settings: Settings, extension_name: &str) -> Result<(), LifecycleError> {
+    match &settings.lambda_runtime_api {
+        Some(runtime_api) => run_lambda(&settings, runtime_api, extension_name),
+        None => run_standalone(&settings),
+    }
+}
+
+/// Reports a settings error inside Lambda: registers (Lambda accepts `init/error` only from a
+/// registered extension), posts `init/error` with `Extension.ConfigInvalid`, and returns; the
+/// caller then exits 1 (product.md §5).
+pub fn report_settings_error(runtime_api: &str, extension_name: &str, error: &SettingsError) {
+    let mut client = ExtensionsClient::new(runtime_api);
+    if let Err(e) = client.register(extension_name) {
+        log::error!("{e}");
+    }
+    if let Err(e) = client.init_error("Extension.ConfigInvalid", &error.to_string()) {
+        log::error!("{e}");
+    }
+}
+
+/// Lambda extension mode (product.md §5): bind, register, prefetch, then loop on events.
+fn run_lambda(
+    settings: &Settings,
+    runtime_api: &str,
+    extension_name: &str,
+) -> Result<(), LifecycleError> {
+    // Bind first, so a handler that calls during INIT can connect (product.md §5 step 1).
+    let agent = Agent::start(settings)?;
+    log::info!(
+        "appconfig-lite {} started as Lambda extension {extension_name}, listening on {}, region {}",
+        env!("CARGO_PKG_VERSION"),
+        agent.server.address(),
+        settings.region
+    );
+    let mut client = ExtensionsClient::new(runtime_api);
+    client.register(extension_name).map_err(LifecycleError::Extensions)?;
+
+    if !settings.prefetch_list.is_empty() {
+        let finished = agent.cache.prefetch(&settings.prefetch_list, settings.request_timeout);
+        log::debug!(
+            "prefetch: {finished} of {} finished before INIT ends",
+            settings.prefetch_list.len()
+        );
+    }
+
+    loop {
+        match client.next_event() {
+            Ok(Event::Invoke { request_id, .. }) => {
+                // Refresh while the handler runs, and only ask for the next event once the
+                // refreshes are done or timed out: Lambda freezes every thread after that
+                // call, and a refresh frozen half-way would hold a dead connection.
+                if agent.cache.has_due() {
+                    let (due, finished) = agent.cache.refresh_due(settings.request_timeout);
+                    log::debug!("invoke {request_id}: refreshed {finished} of {due} due entries");
+                }
+            }
+            Ok(Event::Shutdown { reason, deadline_ms }) => {
+                log::info!("SHUTDOWN ({reason}, deadline {deadline_ms}); stopping");
+                agent.server.shutdown(SHUTDOWN_GRACE);
+                log::logger().flush();
+                return Ok(());
+            }
+            Err(e) => {
+                log::error!("{e}");
+                if let Err(report) = client.exit_error("Extension.EventLoopFailed", &e.to_string()) {
+                    log::error!("{report}");
+                }
+                log::logger().flush();
+                return Err(LifecycleError::Extensions(e));
+            }
+        }
+    }
 }
 
 fn run_standalone(settings: &Settings) -> Result<(), LifecycleError> {
@@ -130,7 +209,7 @@ fn run_standalone(settings: &Settings) -> Result<(), LifecycleError> {
     }
     *lock(&stop.0) = true;
     stop.1.notify_all();
-    agent.server.shutdown();
+    agent.server.shutdown(SHUTDOWN_GRACE);
     if timer.join().is_err() {
         log::error!("the refresh timer panicked; please report this as a bug");
     }

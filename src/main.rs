@@ -3,7 +3,8 @@
 
 use std::process::ExitCode;
 
-use appconfig_lite::{lifecycle, logging, settings::Settings};
+use appconfig_lite::settings::{self, Settings};
+use appconfig_lite::{lifecycle, logging};
 
 fn main() -> ExitCode {
     match std::env::args().nth(1).as_deref() {
@@ -18,10 +19,20 @@ fn main() -> ExitCode {
         _ => {}
     }
 
+    // Lambda matches the registered name against the executable's file name (wire.md §1).
+    let extension_name = std::env::args_os()
+        .next()
+        .map(std::path::PathBuf::from)
+        .and_then(|path| path.file_name().map(|name| name.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "appconfig-lite".to_string());
+
     let settings = match Settings::from_env() {
         Ok(settings) => settings,
         Err(e) => {
             eprintln!("appconfig-lite: {e}");
+            if let Some(runtime_api) = settings::lambda_runtime_api() {
+                lifecycle::report_settings_error(&runtime_api, &extension_name, &e);
+            }
             return ExitCode::FAILURE;
         }
     };
@@ -34,7 +45,7 @@ fn main() -> ExitCode {
     }
     log::debug!("effective settings: {}", settings.describe());
 
-    match lifecycle::run(settings) {
+    match lifecycle::run(settings, &extension_name) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             log::error!("{e}");

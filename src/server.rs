@@ -6,11 +6,13 @@
 use std::fmt;
 use std::io::{self, Read};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::Arc;
-use std::thread::{self, JoinHandle};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
 
 use tiny_http::{Header, Response, Server};
 
+use crate::cache::lock;
 use crate::routes::{Reply, ReplyBody, RequestView, Router};
 use crate::settings::HttpHost;
 
@@ -40,7 +42,8 @@ impl std::error::Error for ServerError {}
 /// A running listener (one socket per address) and its workers.
 pub struct HttpServer {
     servers: Vec<Arc<Server>>,
-    workers: Vec<JoinHandle<()>>,
+    workers: usize,
+    running: Arc<(Mutex<usize>, Condvar)>,
     address: SocketAddr,
 }
 
@@ -71,23 +74,31 @@ impl HttpServer {
             }
         }
 
-        let mut workers = Vec::new();
-        for server in &servers {
-            let count = if workers.is_empty() { WORKERS } else { WORKERS / 4 };
+        let running = Arc::new((Mutex::new(0usize), Condvar::new()));
+        let mut workers = 0;
+        for (position, server) in servers.iter().enumerate() {
+            let count = if position == 0 { WORKERS } else { WORKERS / 4 };
             for index in 0..count {
                 let server = Arc::clone(server);
                 let router = Arc::clone(&router);
-                let worker = thread::Builder::new()
-                    .name(format!("http-{index}"))
-                    .spawn(move || serve(&server, &router))
-                    .map_err(|e| ServerError {
+                let done = Arc::clone(&running);
+                *lock(&running.0) += 1;
+                let spawned = thread::Builder::new().name(format!("http-{index}")).spawn(move || {
+                    serve(&server, &router);
+                    *lock(&done.0) -= 1;
+                    done.1.notify_all();
+                });
+                if let Err(e) = spawned {
+                    *lock(&running.0) -= 1;
+                    return Err(ServerError {
                         address: address.to_string(),
                         reason: format!("cannot start a worker thread: {e}"),
-                    })?;
-                workers.push(worker);
+                    });
+                }
+                workers += 1;
             }
         }
-        Ok(HttpServer { servers, workers, address })
+        Ok(HttpServer { servers, workers, running, address })
     }
 
     /// The bound address (the real port when `HTTP_PORT=0`).
@@ -95,17 +106,28 @@ impl HttpServer {
         self.address
     }
 
-    /// Stops accepting, lets each worker finish the request it is writing, and joins them.
-    pub fn shutdown(self) {
+    /// Stops accepting and gives the requests being answered up to `grace` to finish; any
+    /// still running after that (a caller waiting on a slow first fetch) is dropped when the
+    /// process exits.
+    pub fn shutdown(self, grace: Duration) {
         for server in &self.servers {
-            for _ in 0..self.workers.len() {
+            for _ in 0..self.workers {
                 server.unblock();
             }
         }
-        for worker in self.workers {
-            if worker.join().is_err() {
-                log::error!("an HTTP worker panicked; please report this as a bug");
+        let deadline = Instant::now() + grace;
+        let (count, finished) = &*self.running;
+        let mut running = lock(count);
+        while *running > 0 {
+            let now = Instant::now();
+            if now >= deadline {
+                log::debug!("shutdown: {} requests still running are dropped", *running);
+                return;
             }
+            running = match finished.wait_timeout(running, deadline - now) {
+                Ok((guard, _)) => guard,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
         }
     }
 }

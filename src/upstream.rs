@@ -253,7 +253,9 @@ impl Upstream {
                     answer.status,
                     started.elapsed().as_millis()
                 ),
-                Err(e) => log::debug!("{operation}: {e} after {} ms", started.elapsed().as_millis()),
+                Err(SendFailure::Reset(e) | SendFailure::Final(e)) => {
+                    log::debug!("{operation}: {e} after {} ms", started.elapsed().as_millis())
+                }
             }
             match result {
                 Ok(answer)
@@ -314,7 +316,9 @@ impl Upstream {
         let mut body = Vec::new();
         let read = response.into_body().into_reader().take(limit + 1).read_to_end(&mut body);
         if let Err(e) = read {
-            return Err(SendFailure::from_io(e));
+            // The request reached the service (a status came back), so its token is spent:
+            // never resend it, whatever broke the body.
+            return Err(SendFailure::Final(SendFailure::from_io(e).into()));
         }
         if body.len() as u64 > limit {
             return Err(SendFailure::Final(UpstreamError::TooLarge));
