@@ -1,16 +1,53 @@
 //! Settings: reads the environment once, under both spellings (product.md §3), validates every
 //! value and owns every validation message. No other module reads the environment.
 //!
-//! placeholder: the parser lands with issue 2; the shape below is the contract other modules use.
+//! It must not log (the logger is built from these settings, so warnings are handed back in
+//! [`Settings::warnings`]), open files or touch the network. It asks `credentials` to read its own
+//! variables and uses `cache::ConfigKey` and `logging::Secret` for the values it hands out.
 
 use std::collections::HashMap;
+use std::ffi::OsString;
+use std::fmt;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use log::LevelFilter;
+
 use crate::cache::ConfigKey;
 use crate::credentials::{CredentialSettings, RoleSettings};
 use crate::logging::Secret;
+
+/// Prefix of the Lambda spelling of every agent variable (product.md §3); the prefixed name wins
+/// over the bare one.
+pub const PREFIX: &str = "AWS_APPCONFIG_EXTENSION_";
+
+/// The port of the AWS agent (product.md §3), so users switch without touching their code.
+pub const DEFAULT_HTTP_PORT: u16 = 2772;
+
+/// product.md §3.
+const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(45);
+/// product.md §3.
+const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_millis(3000);
+/// product.md §3.
+const DEFAULT_MAX_CONNECTIONS: usize = 3;
+/// quality.md (Security): the number of cache entries is capped, default 1,000.
+const MAX_ENTRIES: usize = 1000;
+/// Configuration tokens live at most 24 h (wire.md §2), so a longer period would always poll
+/// with a dead token.
+const LONGEST_POLL_INTERVAL: Duration = Duration::from_secs(24 * 60 * 60);
+/// A single call to AWS that needs more than 5 minutes is a hung call, not a slow one.
+const LONGEST_REQUEST_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+/// Keeps a typo such as `30000` for `3` from starting thousands of outbound connections.
+const MOST_CONNECTIONS: usize = 1024;
+/// wire.md §2: identifiers are 1–128 characters; product.md §2.1 bounds path segments in bytes.
+const LONGEST_IDENTIFIER_BYTES: usize = 128;
+/// STS AssumeRole limits (wire.md §3 and the STS API reference).
+const ROLE_ARN_BYTES: std::ops::RangeInclusive<usize> = 20..=2048;
+const EXTERNAL_ID_CHARS: std::ops::RangeInclusive<usize> = 2..=1224;
+const SESSION_NAME_CHARS: std::ops::RangeInclusive<usize> = 2..=64;
+/// Values longer than this are cut in error messages so one bad variable cannot flood the log.
+const LONGEST_SHOWN_VALUE_CHARS: usize = 200;
 
 /// Where the listener binds (product.md §2: loopback unless `HTTP_HOST` says otherwise).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -20,6 +57,28 @@ pub enum HttpHost {
     /// `0.0.0.0` (and `[::]` where available).
     All,
     Address(IpAddr),
+}
+
+impl HttpHost {
+    /// True when only this machine can connect; anything else is a risky setting
+    /// (quality.md, Security) and [`Settings::from_vars`] warns about it.
+    pub fn is_loopback(&self) -> bool {
+        match self {
+            HttpHost::Localhost => true,
+            HttpHost::All => false,
+            HttpHost::Address(address) => address.is_loopback(),
+        }
+    }
+}
+
+impl fmt::Display for HttpHost {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HttpHost::Localhost => f.write_str("localhost"),
+            HttpHost::All => f.write_str("all"),
+            HttpHost::Address(address) => write!(f, "{address}"),
+        }
+    }
 }
 
 /// Log settings (product.md §8).
@@ -33,10 +92,22 @@ pub struct LogSettings {
 }
 
 /// An HTTP(S) proxy for calls to AWS.
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// `Debug` masks the user and password of the URL and every header value: both often carry
+/// proxy credentials.
+#[derive(Clone, PartialEq, Eq)]
 pub struct ProxySettings {
     pub url: String,
     pub headers: Vec<(String, Secret)>,
+}
+
+impl fmt::Debug for ProxySettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProxySettings")
+            .field("url", &mask_url_userinfo(&self.url))
+            .field("headers", &self.headers)
+            .finish()
+    }
 }
 
 /// Every setting of the agent, validated.
@@ -90,9 +161,2156 @@ impl std::fmt::Display for SettingsError {
 
 impl std::error::Error for SettingsError {}
 
+/// Every agent variable (product.md §3), unprefixed. Each is read as
+/// `AWS_APPCONFIG_EXTENSION_<name>` first, then as `<name>`; unknown prefixed names are compared
+/// with this list to suggest the closest.
+pub const SETTING_NAMES: &[&str] = &[
+    "HTTP_PORT",
+    "HTTP_HOST",
+    "POLL_INTERVAL_SECONDS",
+    "POLL_INTERVAL",
+    "POLL_TIMEOUT_MILLIS",
+    "REQUEST_TIMEOUT",
+    "PREFETCH_LIST",
+    "MAX_CONNECTIONS",
+    "LOG_LEVEL",
+    "LOG_PATH",
+    "ROLE_ARN",
+    "ROLE_EXTERNAL_ID",
+    "ROLE_SESSION_NAME",
+    "SERVICE_REGION",
+    "PROXY_URL",
+    "PROXY_HEADERS",
+    "MANIFEST",
+    "WAIT_ON_MANIFEST",
+    "ACCESS_TOKEN",
+    "BACKUP_DIRECTORY",
+    "PRELOAD_BACKUPS",
+    "LOCAL_DEVELOPMENT_DIRECTORY",
+];
+
+/// The settings table for `--help` (product.md §9): every agent variable with what it accepts
+/// and its default, then the AWS variables honoured as well.
+pub const HELP_TEXT: &str = "\
+Settings (each may also be spelled AWS_APPCONFIG_EXTENSION_<NAME>, which wins):
+  HTTP_PORT                    listener port, 0 to 65535 (0: any free port)   2772
+  HTTP_HOST                    localhost, all, or an IP address               localhost
+  POLL_INTERVAL_SECONDS        refresh period: 45, 45s, 5m, 1h (1 s to 24 h)  45s
+  POLL_INTERVAL                same as POLL_INTERVAL_SECONDS
+  POLL_TIMEOUT_MILLIS          bound on one call to AWS: 3000, 3000ms, 5s     3000ms
+  REQUEST_TIMEOUT              same as POLL_TIMEOUT_MILLIS
+  PREFETCH_LIST                app:env:profile,... fetched at start           none
+  MAX_CONNECTIONS              most simultaneous calls to AWS, 1 to 1024      3
+  LOG_LEVEL                    trace debug info warn error fatal none         info
+  LOG_PATH                     file to append log lines to                    stderr
+  ROLE_ARN                     role to assume for every call                  none
+  ROLE_EXTERNAL_ID             external id for ROLE_ARN                       none
+  ROLE_SESSION_NAME            session name for ROLE_ARN                      none
+  SERVICE_REGION               region to call instead of AWS_REGION           AWS_REGION
+  PROXY_URL                    http:// or https:// proxy for calls to AWS     none
+  PROXY_HEADERS                Name: value, Name2: value2                     none
+  MANIFEST                     file:/path.json, inline JSON, app:env:profile  none
+  WAIT_ON_MANIFEST             true or false: wait for the manifest at start  true
+  ACCESS_TOKEN                 bearer token callers must send                 none
+  BACKUP_DIRECTORY             folder for disk copies of configurations       none
+  PRELOAD_BACKUPS              true or false: serve backups until refreshed   true
+  LOCAL_DEVELOPMENT_DIRECTORY  serve files from this folder, never call AWS   none
+Also honoured: AWS_REGION, AWS_DEFAULT_REGION, AWS_ENDPOINT_URL,
+  AWS_ENDPOINT_URL_APPCONFIGDATA, AWS_ENDPOINT_URL_STS, AWS_USE_FIPS_ENDPOINT,
+  AWS_USE_DUALSTACK_ENDPOINT, AWS_LAMBDA_LOG_FORMAT, AWS_LAMBDA_RUNTIME_API
+  and the AWS credential variables.
+";
+
 impl Settings {
+    /// Reads the process environment once and validates it with [`Settings::from_vars`].
+    ///
+    /// Fails on the first malformed variable, and on any of our variables (the agent's, in
+    /// either spelling, or any `AWS_*` name) whose value is not UTF-8; other variables are
+    /// skipped.
+    pub fn from_env() -> Result<Settings, SettingsError> {
+        let vars = environment_snapshot(std::env::vars_os())?;
+        Settings::from_vars(&vars)
+    }
+
     /// Reads settings from a snapshot of the environment.
-    pub fn from_vars(_vars: &HashMap<String, String>) -> Result<Settings, SettingsError> {
-        Err(SettingsError { variable: String::new(), message: "not built yet".into() })
+    ///
+    /// Rules that apply to every agent variable:
+    /// - `AWS_APPCONFIG_EXTENSION_X` wins over `X`.
+    /// - For the two settings that have a Lambda name and a container name, the Lambda name wins
+    ///   within one spelling: `AWS_APPCONFIG_EXTENSION_POLL_INTERVAL_SECONDS`, then
+    ///   `AWS_APPCONFIG_EXTENSION_POLL_INTERVAL`, then `POLL_INTERVAL_SECONDS`, then
+    ///   `POLL_INTERVAL` (the same for `POLL_TIMEOUT_MILLIS` over `REQUEST_TIMEOUT`). A losing
+    ///   variable with a different value adds a warning.
+    /// - A variable set to an empty or blank value counts as unset, except `ACCESS_TOKEN`, where
+    ///   an empty value is an error (so a broken template cannot switch authentication off).
+    /// - Values are trimmed, except `ACCESS_TOKEN`, which must not contain whitespace at all.
+    /// - Booleans are `true`/`false` in any case, or `1`/`0`.
+    ///
+    /// The error names the variable as the user wrote it, shows the value (never a secret) and
+    /// gives the accepted forms.
+    pub fn from_vars(vars: &HashMap<String, String>) -> Result<Settings, SettingsError> {
+        let mut reader = Reader {
+            vars,
+            warnings: Vec::new(),
+        };
+
+        let http_port = match reader.agent_setting(&["HTTP_PORT"]) {
+            Some(found) => parse_port(&found)?,
+            None => DEFAULT_HTTP_PORT,
+        };
+        let http_host = match reader.agent_setting(&["HTTP_HOST"]) {
+            Some(found) => parse_host(&found)?,
+            None => HttpHost::Localhost,
+        };
+        let poll_interval = match reader.agent_setting(&["POLL_INTERVAL_SECONDS", "POLL_INTERVAL"])
+        {
+            Some(found) => parse_poll_interval(&found)?,
+            None => DEFAULT_POLL_INTERVAL,
+        };
+        let request_timeout =
+            match reader.agent_setting(&["POLL_TIMEOUT_MILLIS", "REQUEST_TIMEOUT"]) {
+                Some(found) => parse_request_timeout(&found)?,
+                None => DEFAULT_REQUEST_TIMEOUT,
+            };
+        let prefetch_list = match reader.agent_setting(&["PREFETCH_LIST"]) {
+            Some(found) => parse_prefetch_list(&found)?,
+            None => Vec::new(),
+        };
+        let max_connections = match reader.agent_setting(&["MAX_CONNECTIONS"]) {
+            Some(found) => parse_max_connections(&found)?,
+            None => DEFAULT_MAX_CONNECTIONS,
+        };
+
+        let log = LogSettings {
+            level: match reader.agent_setting(&["LOG_LEVEL"]) {
+                Some(found) => parse_log_level(&found)?,
+                None => LevelFilter::Info,
+            },
+            path: reader
+                .agent_setting(&["LOG_PATH"])
+                .map(|found| PathBuf::from(found.text())),
+            json: reader
+                .plain("AWS_LAMBDA_LOG_FORMAT")
+                .is_some_and(|found| found.text().eq_ignore_ascii_case("json")),
+        };
+
+        let role = read_role(&mut reader)?;
+        let proxy = read_proxy(&mut reader)?;
+        let access_token = read_access_token(&mut reader)?;
+
+        let manifest = reader
+            .agent_setting(&["MANIFEST"])
+            .map(|found| found.text().to_string());
+        let wait_on_manifest = match reader.agent_setting(&["WAIT_ON_MANIFEST"]) {
+            Some(found) => parse_bool(&found)?,
+            None => true,
+        };
+        let backup_directory = reader
+            .agent_setting(&["BACKUP_DIRECTORY"])
+            .map(|found| PathBuf::from(found.text()));
+        let preload_backups = match reader.agent_setting(&["PRELOAD_BACKUPS"]) {
+            Some(found) => parse_bool(&found)?,
+            None => true,
+        };
+        let local_development_directory = reader
+            .agent_setting(&["LOCAL_DEVELOPMENT_DIRECTORY"])
+            .map(|found| PathBuf::from(found.text()));
+        let lambda_runtime_api = match reader.plain("AWS_LAMBDA_RUNTIME_API") {
+            Some(found) => Some(parse_runtime_api(&found)?),
+            None => None,
+        };
+
+        // Local development never calls AWS (product.md §7), so it is the one mode that may run
+        // without a region.
+        let region = read_region(&mut reader, local_development_directory.is_some())?;
+        let (appconfigdata_endpoint, sts_endpoint) = read_endpoints(&mut reader, &region)?;
+
+        let credentials = CredentialSettings::from_vars(vars).map_err(|error| {
+            let message = error.to_string();
+            let variable = first_variable_name(&message).unwrap_or("AWS_ACCESS_KEY_ID");
+            SettingsError {
+                variable: variable.to_string(),
+                message,
+            }
+        })?;
+
+        if !http_host.is_loopback() {
+            reader
+                .warnings
+                .push(exposed_listener_warning(&http_host, access_token.is_some()));
+        }
+        reader.warnings.extend(unknown_name_warnings(vars));
+
+        Ok(Settings {
+            http_port,
+            http_host,
+            poll_interval,
+            request_timeout,
+            prefetch_list,
+            max_connections,
+            max_entries: MAX_ENTRIES,
+            log,
+            region,
+            appconfigdata_endpoint,
+            sts_endpoint,
+            credentials,
+            role,
+            proxy,
+            access_token,
+            lambda_runtime_api,
+            local_development_directory,
+            manifest,
+            wait_on_manifest,
+            backup_directory,
+            preload_backups,
+            warnings: reader.warnings,
+        })
+    }
+
+    /// The effective settings on one line, for the `debug` log (product.md §3). Secrets (the
+    /// access token, proxy user and password, proxy header values, credentials) are masked;
+    /// free text is quoted so a newline cannot split the line.
+    pub fn describe(&self) -> String {
+        let or_none = |text: Option<String>| text.unwrap_or_else(|| "none".to_string());
+        let quoted = |path: &Option<PathBuf>| or_none(path.as_ref().map(|p| format!("{p:?}")));
+        let prefetch: Vec<String> = self
+            .prefetch_list
+            .iter()
+            .map(|key| format!("{:?}", key.to_string()))
+            .collect();
+        let role = self.role.as_ref().map(|role| {
+            let external_id = if role.external_id.is_some() {
+                "set"
+            } else {
+                "none"
+            };
+            let session_name = role.session_name.as_deref().unwrap_or("default");
+            format!(
+                "{} (external id {external_id}, session name {session_name})",
+                role.arn
+            )
+        });
+        let proxy = self.proxy.as_ref().map(|proxy| {
+            let headers: Vec<String> = proxy
+                .headers
+                .iter()
+                .map(|(name, value)| format!("{name}: {value}"))
+                .collect();
+            format!(
+                "{} headers [{}]",
+                mask_url_userinfo(&proxy.url),
+                headers.join(", ")
+            )
+        });
+        let credentials = if self.credentials.access_key_id.is_some() {
+            "environment keys"
+        } else {
+            "chain"
+        };
+
+        format!(
+            "http_host={} http_port={} poll_interval={}s request_timeout={}ms \
+             max_connections={} max_entries={} log_level={} log_path={} log_format={} region={} \
+             appconfigdata_endpoint={} sts_endpoint={} credentials={credentials} role={} \
+             proxy={} access_token={} prefetch_list=[{}] lambda_runtime_api={} \
+             local_development_directory={} manifest={} wait_on_manifest={} \
+             backup_directory={} preload_backups={}",
+            self.http_host,
+            self.http_port,
+            self.poll_interval.as_secs(),
+            self.request_timeout.as_millis(),
+            self.max_connections,
+            self.max_entries,
+            self.log.level.as_str().to_ascii_lowercase(),
+            self.log
+                .path
+                .as_ref()
+                .map_or_else(|| "stderr".to_string(), |p| format!("{p:?}")),
+            if self.log.json { "json" } else { "text" },
+            or_none(Some(self.region.clone()).filter(|region| !region.is_empty())),
+            self.appconfigdata_endpoint,
+            self.sts_endpoint,
+            or_none(role),
+            or_none(proxy),
+            if self.access_token.is_some() {
+                "****"
+            } else {
+                "none"
+            },
+            prefetch.join(", "),
+            or_none(self.lambda_runtime_api.clone()),
+            quoted(&self.local_development_directory),
+            or_none(
+                self.manifest
+                    .as_ref()
+                    .map(|manifest| format!("{:?}", shorten(manifest)))
+            ),
+            self.wait_on_manifest,
+            quoted(&self.backup_directory),
+            self.preload_backups,
+        )
+    }
+}
+
+/// The regional endpoint of `service` (`appconfigdata`, `sts`) in `region`, per wire.md §2:
+/// `amazonaws.com` (`amazonaws.com.cn` in `cn-*`); FIPS adds `-fips` to the service label except
+/// in `us-gov-*`, where the plain name is already FIPS; dual-stack uses `api.aws`
+/// (`api.amazonwebservices.com.cn` in China). No trailing slash.
+pub fn regional_endpoint(service: &str, region: &str, fips: bool, dual_stack: bool) -> String {
+    let is_china = region.starts_with("cn-");
+    let label = if fips && !region.starts_with("us-gov-") {
+        format!("{service}-fips")
+    } else {
+        service.to_string()
+    };
+    let domain = match (dual_stack, is_china) {
+        (false, false) => "amazonaws.com",
+        (false, true) => "amazonaws.com.cn",
+        (true, false) => "api.aws",
+        (true, true) => "api.amazonwebservices.com.cn",
+    };
+    format!("https://{label}.{region}.{domain}")
+}
+
+/// One variable as found: the name as the user wrote it and its raw value.
+struct Found<'a> {
+    name: String,
+    value: &'a str,
+}
+
+impl Found<'_> {
+    /// The value without surrounding whitespace; what every parser but the token's reads.
+    fn text(&self) -> &str {
+        self.value.trim()
+    }
+
+    /// `NAME is "value"; expected`: the shape of every validation message.
+    fn invalid(&self, expected: &str) -> SettingsError {
+        SettingsError {
+            variable: self.name.clone(),
+            message: format!("{} is {:?}; {expected}", self.name, shorten(self.text())),
+        }
+    }
+}
+
+/// Looks variables up in the snapshot and collects warnings along the way.
+struct Reader<'a> {
+    vars: &'a HashMap<String, String>,
+    warnings: Vec<String>,
+}
+
+impl<'a> Reader<'a> {
+    /// An agent variable under any of `names` (highest precedence first): every prefixed
+    /// spelling, then every bare one. Blank values count as unset.
+    fn agent_setting(&mut self, names: &[&str]) -> Option<Found<'a>> {
+        self.agent_setting_with(names, false)
+    }
+
+    fn agent_setting_with(&mut self, names: &[&str], keep_blank: bool) -> Option<Found<'a>> {
+        let prefixed = names.iter().map(|name| format!("{PREFIX}{name}"));
+        let bare = names.iter().map(|name| name.to_string());
+        let mut winner: Option<Found<'a>> = None;
+        for candidate in prefixed.chain(bare) {
+            let Some(value) = self.vars.get(&candidate) else {
+                continue;
+            };
+            if value.trim().is_empty() && !keep_blank {
+                continue;
+            }
+            match &winner {
+                None => {
+                    winner = Some(Found {
+                        name: candidate,
+                        value,
+                    })
+                }
+                Some(first) if first.value.trim() != value.trim() => self.warnings.push(format!(
+                    "{candidate} is ignored because {} is set and takes precedence",
+                    first.name
+                )),
+                Some(_) => {}
+            }
+        }
+        winner
+    }
+
+    /// A variable that has one spelling only (AWS SDK and Lambda variables). Blank is unset.
+    fn plain(&self, name: &str) -> Option<Found<'a>> {
+        let value = self.vars.get(name)?;
+        if value.trim().is_empty() {
+            return None;
+        }
+        Some(Found {
+            name: name.to_string(),
+            value,
+        })
+    }
+}
+
+/// Copies the environment into a map, refusing non-UTF-8 values of our variables (their bytes
+/// would otherwise be silently changed or dropped) and skipping everyone else's.
+fn environment_snapshot(
+    variables: impl IntoIterator<Item = (OsString, OsString)>,
+) -> Result<HashMap<String, String>, SettingsError> {
+    let mut snapshot = HashMap::new();
+    for (name, value) in variables {
+        let Ok(name) = name.into_string() else {
+            continue;
+        };
+        match value.into_string() {
+            Ok(value) => {
+                snapshot.insert(name, value);
+            }
+            Err(_) if is_our_variable(&name) => {
+                // The value is not shown: it may be a secret, and it cannot be printed as is.
+                return Err(SettingsError {
+                    message: format!("{name} is not valid UTF-8; give its value in UTF-8"),
+                    variable: name,
+                });
+            }
+            Err(_) => {}
+        }
+    }
+    Ok(snapshot)
+}
+
+fn is_our_variable(name: &str) -> bool {
+    name.starts_with("AWS_") || SETTING_NAMES.contains(&name)
+}
+
+fn parse_port(found: &Found<'_>) -> Result<u16, SettingsError> {
+    found
+        .text()
+        .parse::<u16>()
+        .map_err(|_| found.invalid("give a port number from 0 to 65535 (0 picks a free port)"))
+}
+
+fn parse_host(found: &Found<'_>) -> Result<HttpHost, SettingsError> {
+    let text = found.text();
+    if text.eq_ignore_ascii_case("localhost") {
+        return Ok(HttpHost::Localhost);
+    }
+    if text.eq_ignore_ascii_case("all") {
+        return Ok(HttpHost::All);
+    }
+    let unbracketed = text
+        .strip_prefix('[')
+        .and_then(|t| t.strip_suffix(']'))
+        .unwrap_or(text);
+    unbracketed
+        .parse::<IpAddr>()
+        .map(HttpHost::Address)
+        .map_err(|_| {
+            found.invalid("give localhost, all, or an IP address such as 127.0.0.1 or ::1")
+        })
+}
+
+const POLL_INTERVAL_FORMS: &str = "such as 45, 45s, 5m or 1h";
+const REQUEST_TIMEOUT_FORMS: &str = "such as 3000, 3000ms or 5s";
+
+/// The refresh period: a bare number is seconds; `s`, `m` and `h` suffixes, any case. From 1 s
+/// to 24 h (configuration tokens die after 24 h, wire.md §2).
+fn parse_poll_interval(found: &Found<'_>) -> Result<Duration, SettingsError> {
+    let period = parse_duration(
+        found.text(),
+        Unit::Seconds,
+        &[Unit::Seconds, Unit::Minutes, Unit::Hours],
+    )
+    .ok_or_else(|| found.invalid(&format!("give seconds, {POLL_INTERVAL_FORMS}")))?;
+    if period.is_zero() || period > LONGEST_POLL_INTERVAL {
+        return Err(found.invalid(&format!(
+            "give a period from 1 second to 24 hours, {POLL_INTERVAL_FORMS}"
+        )));
+    }
+    Ok(period)
+}
+
+/// The bound on one call to AWS: a bare number is milliseconds; `ms`, `s` and `m` suffixes, any
+/// case. From 1 ms to 5 minutes.
+fn parse_request_timeout(found: &Found<'_>) -> Result<Duration, SettingsError> {
+    let timeout = parse_duration(
+        found.text(),
+        Unit::Milliseconds,
+        &[Unit::Milliseconds, Unit::Seconds, Unit::Minutes],
+    )
+    .ok_or_else(|| found.invalid(&format!("give milliseconds, {REQUEST_TIMEOUT_FORMS}")))?;
+    if timeout.is_zero() || timeout > LONGEST_REQUEST_TIMEOUT {
+        return Err(found.invalid(&format!(
+            "give a timeout from 1 ms to 5 minutes, {REQUEST_TIMEOUT_FORMS}"
+        )));
+    }
+    Ok(timeout)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Unit {
+    Milliseconds,
+    Seconds,
+    Minutes,
+    Hours,
+}
+
+impl Unit {
+    fn from_suffix(suffix: &str) -> Option<Unit> {
+        match suffix.to_ascii_lowercase().as_str() {
+            "ms" => Some(Unit::Milliseconds),
+            "s" => Some(Unit::Seconds),
+            "m" => Some(Unit::Minutes),
+            "h" => Some(Unit::Hours),
+            _ => None,
+        }
+    }
+
+    fn milliseconds(self) -> u64 {
+        match self {
+            Unit::Milliseconds => 1,
+            Unit::Seconds => 1_000,
+            Unit::Minutes => 60_000,
+            Unit::Hours => 3_600_000,
+        }
+    }
+}
+
+/// Digits, optional spaces, an optional unit from `allowed`. A number too large for a
+/// `Duration` in milliseconds becomes `Duration::MAX`, which every caller refuses as out of
+/// range (it is well formed, just too long).
+fn parse_duration(text: &str, bare: Unit, allowed: &[Unit]) -> Option<Duration> {
+    let digits_end = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, suffix) = text.split_at(digits_end);
+    if digits.is_empty() {
+        return None;
+    }
+    let suffix = suffix.trim_start();
+    let unit = if suffix.is_empty() {
+        bare
+    } else {
+        Unit::from_suffix(suffix)?
+    };
+    if !allowed.contains(&unit) {
+        return None;
+    }
+    let milliseconds = digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(unit.milliseconds()));
+    Some(milliseconds.map_or(Duration::MAX, Duration::from_millis))
+}
+
+fn parse_max_connections(found: &Found<'_>) -> Result<usize, SettingsError> {
+    match found.text().parse::<usize>() {
+        Ok(count) if (1..=MOST_CONNECTIONS).contains(&count) => Ok(count),
+        _ => Err(found.invalid("give a whole number from 1 to 1024")),
+    }
+}
+
+/// `trace`, `debug`, `info`, `warn` (or `warning`), `error`, `fatal` (as `error`), `none` (or
+/// `off`), in any case.
+fn parse_log_level(found: &Found<'_>) -> Result<LevelFilter, SettingsError> {
+    match found.text().to_ascii_lowercase().as_str() {
+        "trace" => Ok(LevelFilter::Trace),
+        "debug" => Ok(LevelFilter::Debug),
+        "info" => Ok(LevelFilter::Info),
+        "warn" | "warning" => Ok(LevelFilter::Warn),
+        "error" | "fatal" => Ok(LevelFilter::Error),
+        "none" | "off" => Ok(LevelFilter::Off),
+        _ => Err(found.invalid("give one of trace, debug, info, warn, error, fatal or none")),
+    }
+}
+
+/// `true`/`false` in any case, or `1`/`0`.
+fn parse_bool(found: &Found<'_>) -> Result<bool, SettingsError> {
+    let text = found.text();
+    if text.eq_ignore_ascii_case("true") || text == "1" {
+        Ok(true)
+    } else if text.eq_ignore_ascii_case("false") || text == "0" {
+        Ok(false)
+    } else {
+        Err(found.invalid("give true or false"))
+    }
+}
+
+/// `host:port`, as Lambda sets it (`127.0.0.1:9001`); a scheme or path would break every URL
+/// built from it.
+fn parse_runtime_api(found: &Found<'_>) -> Result<String, SettingsError> {
+    let text = found.text();
+    let well_formed = text.rsplit_once(':').is_some_and(|(host, port)| {
+        !host.is_empty() && !host.contains(['/', ' ']) && port.parse::<u16>().is_ok()
+    });
+    if well_formed {
+        Ok(text.to_string())
+    } else {
+        Err(found.invalid("give host:port, such as 127.0.0.1:9001"))
+    }
+}
+
+/// Comma-separated items, each `app:env:profile` or
+/// `/applications/APP/environments/ENV/configurations/PROFILE` (segments percent-decoded, as the
+/// HTTP route decodes them, so a prefetched key matches the key of a later request). Blank items
+/// are skipped and repeated keys kept once.
+fn parse_prefetch_list(found: &Found<'_>) -> Result<Vec<ConfigKey>, SettingsError> {
+    let mut keys: Vec<ConfigKey> = Vec::new();
+    for item in found
+        .text()
+        .split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+    {
+        let key = parse_prefetch_item(item).map_err(|problem| SettingsError {
+            variable: found.name.clone(),
+            message: format!("{} item {:?} {problem}", found.name, shorten(item)),
+        })?;
+        if !keys.contains(&key) {
+            keys.push(key);
+        }
+    }
+    Ok(keys)
+}
+
+fn parse_prefetch_item(item: &str) -> Result<ConfigKey, &'static str> {
+    const MALFORMED: &str = "is malformed; give app:env:profile or \
+        /applications/APP/environments/ENV/configurations/PROFILE, separated by commas";
+    const TOO_LONG: &str = "has an empty or over-long identifier; each of application, \
+        environment and profile is 1 to 128 bytes";
+
+    let parts: Vec<String> = if let Some(path) = item.strip_prefix('/') {
+        let segments: Vec<&str> = path.split('/').collect();
+        match segments.as_slice() {
+            ["applications", app, "environments", env, "configurations", profile] => {
+                let decoded: Option<Vec<String>> = [app, env, profile]
+                    .iter()
+                    .map(|s| percent_decode(s))
+                    .collect();
+                decoded.ok_or(MALFORMED)?
+            }
+            _ => return Err(MALFORMED),
+        }
+    } else {
+        let segments: Vec<&str> = item.split(':').collect();
+        if segments.len() != 3 {
+            return Err(MALFORMED);
+        }
+        segments.into_iter().map(str::to_string).collect()
+    };
+    if parts
+        .iter()
+        .any(|part| part.is_empty() || part.len() > LONGEST_IDENTIFIER_BYTES)
+    {
+        return Err(TOO_LONG);
+    }
+    let [application, environment, profile]: [String; 3] =
+        parts.try_into().map_err(|_| MALFORMED)?;
+    Ok(ConfigKey {
+        application,
+        environment,
+        profile,
+    })
+}
+
+/// `%XX` escapes to bytes, which must then be UTF-8; `+` stays a plus (product.md §2.1).
+fn percent_decode(segment: &str) -> Option<String> {
+    let bytes = segment.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        if bytes[index] == b'%' {
+            let hex = segment.get(index + 1..index + 3)?;
+            // `from_str_radix` alone would also take a sign, as in `%+1`.
+            if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return None;
+            }
+            decoded.push(u8::from_str_radix(hex, 16).ok()?);
+            index += 3;
+        } else {
+            decoded.push(bytes[index]);
+            index += 1;
+        }
+    }
+    String::from_utf8(decoded).ok()
+}
+
+/// `ROLE_ARN`, with `ROLE_EXTERNAL_ID` and `ROLE_SESSION_NAME` meaningful only beside it.
+fn read_role(reader: &mut Reader<'_>) -> Result<Option<RoleSettings>, SettingsError> {
+    let arn = reader.agent_setting(&["ROLE_ARN"]);
+    let external_id = reader.agent_setting(&["ROLE_EXTERNAL_ID"]);
+    let session_name = reader.agent_setting(&["ROLE_SESSION_NAME"]);
+
+    let Some(arn) = arn else {
+        return match external_id.or(session_name) {
+            Some(orphan) => Err(SettingsError {
+                message: format!(
+                    "{} is set but ROLE_ARN is not; set ROLE_ARN to the role to assume, or \
+                     unset {}",
+                    orphan.name, orphan.name
+                ),
+                variable: orphan.name,
+            }),
+            None => Ok(None),
+        };
+    };
+
+    if !is_role_arn(arn.text()) {
+        return Err(arn.invalid("give a role ARN such as arn:aws:iam::123456789012:role/name"));
+    }
+    let external_id = match external_id {
+        Some(found) => {
+            let text = found.text();
+            let allowed = |c: char| c.is_ascii_alphanumeric() || "_+=,.@:/-".contains(c);
+            if !EXTERNAL_ID_CHARS.contains(&text.chars().count()) || !text.chars().all(allowed) {
+                return Err(found.invalid(
+                    "give 2 to 1224 characters of letters, digits and _ + = , . @ : / -",
+                ));
+            }
+            Some(text.to_string())
+        }
+        None => None,
+    };
+    let session_name = match session_name {
+        Some(found) => {
+            let text = found.text();
+            let allowed = |c: char| c.is_ascii_alphanumeric() || "_+=,.@-".contains(c);
+            if !SESSION_NAME_CHARS.contains(&text.chars().count()) || !text.chars().all(allowed) {
+                return Err(
+                    found.invalid("give 2 to 64 characters of letters, digits and _ + = , . @ -")
+                );
+            }
+            Some(text.to_string())
+        }
+        None => None,
+    };
+    Ok(Some(RoleSettings {
+        arn: arn.text().to_string(),
+        external_id,
+        session_name,
+    }))
+}
+
+/// `arn:PARTITION:iam::ACCOUNT:role/NAME`, checked loosely: STS gives the precise verdict.
+fn is_role_arn(text: &str) -> bool {
+    let fields: Vec<&str> = text.splitn(6, ':').collect();
+    ROLE_ARN_BYTES.contains(&text.len())
+        && matches!(fields.as_slice(), ["arn", partition, "iam", "", account, resource]
+            if !partition.is_empty() && !account.is_empty() && resource.len() > "role/".len()
+                && resource.starts_with("role/"))
+}
+
+/// `PROXY_URL` and `PROXY_HEADERS`. Header values cannot contain commas (the separator) and are
+/// never shown in messages: they often carry proxy credentials.
+fn read_proxy(reader: &mut Reader<'_>) -> Result<Option<ProxySettings>, SettingsError> {
+    let url = reader.agent_setting(&["PROXY_URL"]);
+    let headers = reader.agent_setting(&["PROXY_HEADERS"]);
+
+    let Some(url) = url else {
+        return match headers {
+            Some(headers) => Err(SettingsError {
+                message: format!(
+                    "{} is set but PROXY_URL is not; set PROXY_URL to the proxy, or unset {}",
+                    headers.name, headers.name
+                ),
+                variable: headers.name,
+            }),
+            None => Ok(None),
+        };
+    };
+
+    let url_text = url.text();
+    if !has_http_authority(url_text) {
+        return Err(SettingsError {
+            variable: url.name.clone(),
+            message: format!(
+                "{} is {:?}; give a URL starting with http:// or https://, such as \
+                 http://proxy.internal:3128",
+                url.name,
+                mask_url_userinfo(url_text)
+            ),
+        });
+    }
+    let headers = match headers {
+        Some(found) => parse_proxy_headers(&found)?,
+        None => Vec::new(),
+    };
+    Ok(Some(ProxySettings {
+        url: url_text.to_string(),
+        headers,
+    }))
+}
+
+fn parse_proxy_headers(found: &Found<'_>) -> Result<Vec<(String, Secret)>, SettingsError> {
+    let fail = |problem: String| SettingsError {
+        variable: found.name.clone(),
+        message: format!(
+            "{} {problem}; give headers as \"Name: value, Name2: value2\"",
+            found.name
+        ),
+    };
+    let mut headers = Vec::new();
+    let items = found
+        .text()
+        .split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty());
+    for (position, item) in items.enumerate() {
+        let Some((name, value)) = item.split_once(':') else {
+            return Err(fail(format!(
+                "item {} has no \":\" (values are not shown)",
+                position + 1
+            )));
+        };
+        let (name, value) = (name.trim(), value.trim());
+        // Not even the name is shown: after a misplaced comma it may be part of a value.
+        if !is_header_name(name) {
+            return Err(fail(format!(
+                "item {} does not start with a valid HTTP header name (values are not shown)",
+                position + 1
+            )));
+        }
+        if value.is_empty() || value.chars().any(char::is_control) {
+            return Err(fail(format!(
+                "value of header {name:?} is empty or holds a control character"
+            )));
+        }
+        headers.push((name.to_string(), Secret::new(value)));
+    }
+    Ok(headers)
+}
+
+/// RFC 9110 token characters.
+fn is_header_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c))
+}
+
+/// Fails closed: a set but empty token is an error rather than "no authentication"; whitespace
+/// could never match a `Bearer` value, so it is refused too. The value is never shown.
+fn read_access_token(reader: &mut Reader<'_>) -> Result<Option<Secret>, SettingsError> {
+    let Some(found) = reader.agent_setting_with(&["ACCESS_TOKEN"], true) else {
+        return Ok(None);
+    };
+    let fail = |problem: &str| SettingsError {
+        variable: found.name.clone(),
+        message: format!(
+            "{} {problem}; give the token callers send after \"Authorization: Bearer \", or \
+             unset {}",
+            found.name, found.name
+        ),
+    };
+    if found.value.is_empty() {
+        return Err(fail("is empty"));
+    }
+    if found
+        .value
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(fail(
+            "contains whitespace or control characters (the value is not shown)",
+        ));
+    }
+    Ok(Some(Secret::new(found.value)))
+}
+
+/// `SERVICE_REGION` (either spelling), else `AWS_REGION`, else `AWS_DEFAULT_REGION`.
+fn read_region(
+    reader: &mut Reader<'_>,
+    is_local_development: bool,
+) -> Result<String, SettingsError> {
+    let found = reader
+        .agent_setting(&["SERVICE_REGION"])
+        .or_else(|| reader.plain("AWS_REGION"))
+        .or_else(|| reader.plain("AWS_DEFAULT_REGION"));
+    let Some(found) = found else {
+        if is_local_development {
+            return Ok(String::new());
+        }
+        return Err(SettingsError {
+            variable: "AWS_REGION".to_string(),
+            message: "no region is set; set AWS_REGION, AWS_DEFAULT_REGION or SERVICE_REGION \
+                      (AWS_APPCONFIG_EXTENSION_SERVICE_REGION), for example AWS_REGION=us-east-1"
+                .to_string(),
+        });
+    };
+    let text = found.text();
+    let well_formed = text.len() <= 64
+        && text.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        && !text.starts_with('-')
+        && !text.ends_with('-');
+    if !well_formed {
+        return Err(
+            found.invalid("give a region name of letters, digits and dashes, such as us-east-1")
+        );
+    }
+    Ok(text.to_string())
+}
+
+/// Endpoints of AppConfigData and STS (wire.md §2, §3): the service-specific override, then
+/// `AWS_ENDPOINT_URL`, then the regional name. A configured endpoint is used as written, so FIPS
+/// and dual-stack only shape computed names. Empty when no region is set (local development).
+fn read_endpoints(
+    reader: &mut Reader<'_>,
+    region: &str,
+) -> Result<(String, String), SettingsError> {
+    let fips = match reader.plain("AWS_USE_FIPS_ENDPOINT") {
+        Some(found) => parse_bool(&found)?,
+        None => false,
+    };
+    let dual_stack = match reader.plain("AWS_USE_DUALSTACK_ENDPOINT") {
+        Some(found) => parse_bool(&found)?,
+        None => false,
+    };
+    let resolve = |service: &str, variable: &str| -> Result<String, SettingsError> {
+        let configured = reader
+            .plain(variable)
+            .or_else(|| reader.plain("AWS_ENDPOINT_URL"));
+        match configured {
+            Some(found) => parse_endpoint_url(&found),
+            None if region.is_empty() => Ok(String::new()),
+            None => Ok(regional_endpoint(service, region, fips, dual_stack)),
+        }
+    };
+    let appconfigdata = resolve("appconfigdata", "AWS_ENDPOINT_URL_APPCONFIGDATA")?;
+    let sts = resolve("sts", "AWS_ENDPOINT_URL_STS")?;
+    Ok((appconfigdata, sts))
+}
+
+fn parse_endpoint_url(found: &Found<'_>) -> Result<String, SettingsError> {
+    let text = found.text();
+    if !has_http_authority(text) {
+        return Err(found.invalid(
+            "give a URL starting with http:// or https://, such as http://127.0.0.1:4566",
+        ));
+    }
+    Ok(text.trim_end_matches('/').to_string())
+}
+
+/// `http://` or `https://` (any case) followed by a host, with no whitespace anywhere.
+fn has_http_authority(url: &str) -> bool {
+    let lower = url.to_ascii_lowercase();
+    let rest = lower
+        .strip_prefix("http://")
+        .or_else(|| lower.strip_prefix("https://"));
+    rest.is_some_and(|rest| {
+        !rest.is_empty()
+            && !rest.starts_with(['/', '?', '#'])
+            && !url.chars().any(|c| c.is_whitespace() || c.is_control())
+    })
+}
+
+/// The URL with any `user:password@` replaced by `****@`, for messages and logs.
+fn mask_url_userinfo(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_string();
+    };
+    let authority_start = scheme_end + 3;
+    let rest = &url[authority_start..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{}****{}", &url[..authority_start], &rest[at..]),
+        None => url.to_string(),
+    }
+}
+
+/// The first word of `message` shaped like an environment variable (`AWS_ACCESS_KEY_ID`).
+fn first_variable_name(message: &str) -> Option<&str> {
+    message
+        .split(|c: char| !(c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'))
+        .find(|word| {
+            word.contains('_')
+                && word.starts_with(|c: char| c.is_ascii_uppercase())
+                && word.len() > 2
+        })
+}
+
+fn exposed_listener_warning(host: &HttpHost, has_access_token: bool) -> String {
+    if has_access_token {
+        format!(
+            "HTTP_HOST is {host}: the agent listens beyond loopback; callers must send the \
+             ACCESS_TOKEN bearer value"
+        )
+    } else {
+        format!(
+            "HTTP_HOST is {host}: the agent listens beyond loopback without ACCESS_TOKEN, so \
+             anyone who can reach the port can read every configuration it can fetch; set \
+             ACCESS_TOKEN"
+        )
+    }
+}
+
+/// One warning per `AWS_APPCONFIG_EXTENSION_*` name we do not know, sorted, with the closest
+/// known name when one is near enough to be a plausible typo. Prefix and name are compared
+/// without regard to case, so `aws_appconfig_extension_log_level` is caught too.
+fn unknown_name_warnings(vars: &HashMap<String, String>) -> Vec<String> {
+    let mut unknown: Vec<&String> = vars
+        .keys()
+        .filter(|name| name.to_ascii_uppercase().starts_with(PREFIX))
+        .filter(|name| {
+            !name
+                .strip_prefix(PREFIX)
+                .is_some_and(|bare| SETTING_NAMES.contains(&bare))
+        })
+        .collect();
+    unknown.sort();
+    unknown
+        .into_iter()
+        .map(|name| {
+            let suffix = name[PREFIX.len()..].to_ascii_uppercase();
+            let closest = SETTING_NAMES
+                .iter()
+                .map(|known| (edit_distance(&suffix, known), *known))
+                .min_by_key(|(distance, _)| *distance);
+            match closest {
+                Some((distance, known)) if distance <= (suffix.len() / 3).max(2) => {
+                    format!("unknown setting {name}; did you mean {PREFIX}{known}?")
+                }
+                _ => format!("unknown setting {name} is ignored; run with --help for the settings"),
+            }
+        })
+        .collect()
+}
+
+/// Levenshtein distance over bytes (names are ASCII).
+fn edit_distance(left: &str, right: &str) -> usize {
+    let right = right.as_bytes();
+    let mut previous: Vec<usize> = (0..=right.len()).collect();
+    let mut current = vec![0; right.len() + 1];
+    for (i, left_byte) in left.bytes().enumerate() {
+        current[0] = i + 1;
+        for (j, right_byte) in right.iter().enumerate() {
+            let substitution = previous[j] + usize::from(left_byte != *right_byte);
+            current[j + 1] = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
+        }
+        std::mem::swap(&mut previous, &mut current);
+    }
+    previous[right.len()]
+}
+
+/// The value cut to a readable length for messages.
+fn shorten(value: &str) -> String {
+    match value.char_indices().nth(LONGEST_SHOWN_VALUE_CHARS) {
+        Some((cut, _)) => format!("{}…", &value[..cut]),
+        None => value.to_string(),
+    }
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test should stop at the first unexpected result"
+)]
+mod tests {
+    use super::*;
+
+    /// A snapshot holding a region (so the region rule stays out of the way) plus `pairs`.
+    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        let mut vars = HashMap::from([("AWS_REGION".to_string(), "us-east-1".to_string())]);
+        for (name, value) in pairs {
+            vars.insert(name.to_string(), value.to_string());
+        }
+        vars
+    }
+
+    fn parse(pairs: &[(&str, &str)]) -> Settings {
+        Settings::from_vars(&vars(pairs)).expect("settings should parse")
+    }
+
+    fn error(pairs: &[(&str, &str)]) -> SettingsError {
+        Settings::from_vars(&vars(pairs)).expect_err("settings should be refused")
+    }
+
+    #[test]
+    fn defaults_follow_the_product_table() {
+        let settings = parse(&[]);
+        assert_eq!(settings.http_port, 2772);
+        assert_eq!(settings.http_host, HttpHost::Localhost);
+        assert_eq!(settings.poll_interval, Duration::from_secs(45));
+        assert_eq!(settings.request_timeout, Duration::from_millis(3000));
+        assert_eq!(settings.max_connections, 3);
+        assert_eq!(settings.max_entries, 1000);
+        assert_eq!(
+            settings.log,
+            LogSettings {
+                level: LevelFilter::Info,
+                path: None,
+                json: false
+            }
+        );
+        assert!(settings.prefetch_list.is_empty());
+        assert!(settings.wait_on_manifest);
+        assert!(settings.preload_backups);
+        assert_eq!(settings.role, None);
+        assert_eq!(settings.proxy, None);
+        assert_eq!(settings.access_token, None);
+        assert_eq!(settings.lambda_runtime_api, None);
+        assert_eq!(settings.local_development_directory, None);
+        assert_eq!(settings.manifest, None);
+        assert_eq!(settings.backup_directory, None);
+        assert!(settings.warnings.is_empty(), "{:?}", settings.warnings);
+    }
+
+    #[test]
+    fn poll_interval_accepts_every_documented_form_under_every_name() {
+        let cases = [
+            ("45", 45),
+            ("45s", 45),
+            ("5m", 300),
+            ("1h", 3600),
+            ("90S", 90),
+            ("2 M", 120),
+            (" 30 ", 30),
+            ("1", 1),
+            ("86400", 86400),
+            ("24h", 86400),
+        ];
+        let names = [
+            "POLL_INTERVAL_SECONDS",
+            "POLL_INTERVAL",
+            "AWS_APPCONFIG_EXTENSION_POLL_INTERVAL_SECONDS",
+            "AWS_APPCONFIG_EXTENSION_POLL_INTERVAL",
+        ];
+        for name in names {
+            for (value, seconds) in cases {
+                let settings = parse(&[(name, value)]);
+                assert_eq!(
+                    settings.poll_interval,
+                    Duration::from_secs(seconds),
+                    "{name}={value}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn malformed_poll_interval_names_the_variable_and_value() {
+        for value in ["4x", "-5", "1.5m", "45ms", "s", "5d", "1h30m", "forty"] {
+            let found = error(&[("POLL_INTERVAL_SECONDS", value)]);
+            assert_eq!(found.variable, "POLL_INTERVAL_SECONDS");
+            assert_eq!(
+                found.message,
+                format!(
+                    "POLL_INTERVAL_SECONDS is \"{value}\"; give seconds, such as 45, 45s, 5m or 1h"
+                )
+            );
+        }
+        let prefixed = error(&[("AWS_APPCONFIG_EXTENSION_POLL_INTERVAL", "4x")]);
+        assert_eq!(
+            prefixed.message,
+            "AWS_APPCONFIG_EXTENSION_POLL_INTERVAL is \"4x\"; give seconds, such as 45, 45s, 5m \
+             or 1h"
+        );
+        assert_eq!(prefixed.variable, "AWS_APPCONFIG_EXTENSION_POLL_INTERVAL");
+    }
+
+    #[test]
+    fn poll_interval_outside_one_second_to_a_day_is_refused() {
+        for value in [
+            "0",
+            "0s",
+            "0h",
+            "25h",
+            "86401",
+            "1441m",
+            "99999999999999999999",
+        ] {
+            let found = error(&[("POLL_INTERVAL", value)]);
+            assert_eq!(
+                found.message,
+                format!(
+                    "POLL_INTERVAL is \"{value}\"; give a period from 1 second to 24 hours, such \
+                     as 45, 45s, 5m or 1h"
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn request_timeout_accepts_every_documented_form_under_every_name() {
+        let cases = [
+            ("3000", 3000),
+            ("3000ms", 3000),
+            ("5s", 5000),
+            ("250 MS", 250),
+            ("1m", 60_000),
+            ("1", 1),
+            ("300s", 300_000),
+        ];
+        let names = [
+            "POLL_TIMEOUT_MILLIS",
+            "REQUEST_TIMEOUT",
+            "AWS_APPCONFIG_EXTENSION_POLL_TIMEOUT_MILLIS",
+            "AWS_APPCONFIG_EXTENSION_REQUEST_TIMEOUT",
+        ];
+        for name in names {
+            for (value, millis) in cases {
+                let settings = parse(&[(name, value)]);
+                assert_eq!(
+                    settings.request_timeout,
+                    Duration::from_millis(millis),
+                    "{name}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn malformed_or_out_of_range_request_timeout_is_refused_with_its_value() {
+        for value in ["3x", "1.5s", "1h", "ms", "-3000"] {
+            let found = error(&[("REQUEST_TIMEOUT", value)]);
+            assert_eq!(found.variable, "REQUEST_TIMEOUT");
+            assert_eq!(
+                found.message,
+                format!(
+                    "REQUEST_TIMEOUT is \"{value}\"; give milliseconds, such as 3000, 3000ms or 5s"
+                )
+            );
+        }
+        for value in ["0", "0ms", "301s", "6m", "300001"] {
+            let found = error(&[("POLL_TIMEOUT_MILLIS", value)]);
+            assert_eq!(
+                found.message,
+                format!(
+                    "POLL_TIMEOUT_MILLIS is \"{value}\"; give a timeout from 1 ms to 5 minutes, \
+                     such as 3000, 3000ms or 5s"
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn prefixed_spelling_wins_and_lambda_name_wins_within_a_spelling() {
+        let cases: [(&[(&str, &str)], u64); 5] = [
+            (
+                &[
+                    ("POLL_INTERVAL", "10"),
+                    ("AWS_APPCONFIG_EXTENSION_POLL_INTERVAL", "20"),
+                ],
+                20,
+            ),
+            (
+                &[("POLL_INTERVAL", "10"), ("POLL_INTERVAL_SECONDS", "30")],
+                30,
+            ),
+            (
+                &[
+                    ("AWS_APPCONFIG_EXTENSION_POLL_INTERVAL_SECONDS", "40"),
+                    ("AWS_APPCONFIG_EXTENSION_POLL_INTERVAL", "20"),
+                ],
+                40,
+            ),
+            (
+                &[
+                    ("POLL_INTERVAL_SECONDS", "30"),
+                    ("AWS_APPCONFIG_EXTENSION_POLL_INTERVAL", "20"),
+                ],
+                20,
+            ),
+            (
+                &[
+                    ("POLL_INTERVAL", "10"),
+                    ("POLL_INTERVAL_SECONDS", "30"),
+                    ("AWS_APPCONFIG_EXTENSION_POLL_INTERVAL", "20"),
+                    ("AWS_APPCONFIG_EXTENSION_POLL_INTERVAL_SECONDS", "40"),
+                ],
+                40,
+            ),
+        ];
+        for (pairs, seconds) in cases {
+            assert_eq!(
+                parse(pairs).poll_interval,
+                Duration::from_secs(seconds),
+                "{pairs:?}"
+            );
+        }
+
+        let settings = parse(&[
+            ("HTTP_PORT", "1"),
+            ("AWS_APPCONFIG_EXTENSION_HTTP_PORT", "2"),
+        ]);
+        assert_eq!(settings.http_port, 2);
+        let settings = parse(&[
+            ("REQUEST_TIMEOUT", "1s"),
+            ("AWS_APPCONFIG_EXTENSION_POLL_TIMEOUT_MILLIS", "7"),
+        ]);
+        assert_eq!(settings.request_timeout, Duration::from_millis(7));
+    }
+
+    #[test]
+    fn a_shadowed_variable_with_another_value_is_reported() {
+        let settings = parse(&[
+            ("HTTP_PORT", "1"),
+            ("AWS_APPCONFIG_EXTENSION_HTTP_PORT", "2"),
+        ]);
+        assert_eq!(
+            settings.warnings,
+            [
+                "HTTP_PORT is ignored because AWS_APPCONFIG_EXTENSION_HTTP_PORT is set and takes \
+              precedence"
+            ]
+        );
+        let same = parse(&[
+            ("HTTP_PORT", "2"),
+            ("AWS_APPCONFIG_EXTENSION_HTTP_PORT", " 2"),
+        ]);
+        assert!(same.warnings.is_empty(), "{:?}", same.warnings);
+    }
+
+    #[test]
+    fn a_shadowed_malformed_variable_is_not_parsed() {
+        let settings = parse(&[
+            ("LOG_LEVEL", "loud"),
+            ("AWS_APPCONFIG_EXTENSION_LOG_LEVEL", "debug"),
+        ]);
+        assert_eq!(settings.log.level, LevelFilter::Debug);
+    }
+
+    #[test]
+    fn a_blank_variable_counts_as_unset() {
+        assert_eq!(parse(&[("HTTP_PORT", "")]).http_port, 2772);
+        assert_eq!(parse(&[("HTTP_PORT", "  ")]).http_port, 2772);
+        let settings = parse(&[
+            ("AWS_APPCONFIG_EXTENSION_HTTP_PORT", ""),
+            ("HTTP_PORT", "8080"),
+        ]);
+        assert_eq!(settings.http_port, 8080);
+    }
+
+    #[test]
+    fn http_port_accepts_zero_to_65535_only() {
+        for (value, port) in [("0", 0), ("2772", 2772), ("65535", 65535), (" 80 ", 80)] {
+            assert_eq!(parse(&[("HTTP_PORT", value)]).http_port, port);
+        }
+        for value in ["65536", "-1", "http", "80.0", "0x50"] {
+            assert_eq!(
+                error(&[("HTTP_PORT", value)]).message,
+                format!(
+                    "HTTP_PORT is \"{value}\"; give a port number from 0 to 65535 (0 picks a \
+                     free port)"
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn http_host_accepts_localhost_all_and_addresses() {
+        let cases = [
+            ("localhost", HttpHost::Localhost),
+            ("LocalHost", HttpHost::Localhost),
+            ("all", HttpHost::All),
+            ("ALL", HttpHost::All),
+            ("127.0.0.1", HttpHost::Address("127.0.0.1".parse().unwrap())),
+            ("::1", HttpHost::Address("::1".parse().unwrap())),
+            ("[::1]", HttpHost::Address("::1".parse().unwrap())),
+            ("10.0.0.7", HttpHost::Address("10.0.0.7".parse().unwrap())),
+        ];
+        for (value, host) in cases {
+            assert_eq!(parse(&[("HTTP_HOST", value)]).http_host, host, "{value}");
+        }
+        for value in ["example.com", "127.0.0.1:80", "anywhere", "[::1"] {
+            assert_eq!(
+                error(&[("AWS_APPCONFIG_EXTENSION_HTTP_HOST", value)]).message,
+                format!(
+                    "AWS_APPCONFIG_EXTENSION_HTTP_HOST is \"{value}\"; give localhost, all, or an \
+                     IP address such as 127.0.0.1 or ::1"
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn a_host_beyond_loopback_warns_and_says_whether_a_token_guards_it() {
+        let loopback = parse(&[("HTTP_HOST", "127.0.0.2")]);
+        assert!(loopback.warnings.is_empty(), "{:?}", loopback.warnings);
+
+        let open = parse(&[("HTTP_HOST", "all")]);
+        assert_eq!(open.warnings.len(), 1);
+        assert!(
+            open.warnings[0].contains("without ACCESS_TOKEN"),
+            "{}",
+            open.warnings[0]
+        );
+
+        let guarded = parse(&[("HTTP_HOST", "10.0.0.7"), ("ACCESS_TOKEN", "s3cret")]);
+        assert_eq!(guarded.warnings.len(), 1);
+        assert!(guarded.warnings[0].starts_with("HTTP_HOST is 10.0.0.7: "));
+        assert!(
+            !guarded.warnings[0].contains("without"),
+            "{}",
+            guarded.warnings[0]
+        );
+    }
+
+    #[test]
+    fn max_connections_is_a_whole_number_from_1_to_1024() {
+        for (value, count) in [("1", 1), ("3", 3), ("1024", 1024)] {
+            assert_eq!(parse(&[("MAX_CONNECTIONS", value)]).max_connections, count);
+        }
+        for value in ["0", "1025", "-1", "three"] {
+            assert_eq!(
+                error(&[("MAX_CONNECTIONS", value)]).message,
+                format!("MAX_CONNECTIONS is \"{value}\"; give a whole number from 1 to 1024")
+            );
+        }
+    }
+
+    #[test]
+    fn log_level_accepts_every_documented_name_in_any_case() {
+        let cases = [
+            ("trace", LevelFilter::Trace),
+            ("DEBUG", LevelFilter::Debug),
+            ("Info", LevelFilter::Info),
+            ("warn", LevelFilter::Warn),
+            ("warning", LevelFilter::Warn),
+            ("error", LevelFilter::Error),
+            ("FATAL", LevelFilter::Error),
+            ("none", LevelFilter::Off),
+            ("off", LevelFilter::Off),
+        ];
+        for (value, level) in cases {
+            assert_eq!(parse(&[("LOG_LEVEL", value)]).log.level, level, "{value}");
+        }
+        assert_eq!(
+            error(&[("LOG_LEVEL", "loud")]).message,
+            "LOG_LEVEL is \"loud\"; give one of trace, debug, info, warn, error, fatal or none"
+        );
+    }
+
+    #[test]
+    fn log_path_and_lambda_json_format_are_read() {
+        let settings = parse(&[
+            ("LOG_PATH", "/tmp/agent.log"),
+            ("AWS_LAMBDA_LOG_FORMAT", "JSON"),
+        ]);
+        assert_eq!(settings.log.path, Some(PathBuf::from("/tmp/agent.log")));
+        assert!(settings.log.json);
+        for (value, json) in [
+            ("json", true),
+            ("Json", true),
+            ("Text", false),
+            ("xml", false),
+        ] {
+            assert_eq!(
+                parse(&[("AWS_LAMBDA_LOG_FORMAT", value)]).log.json,
+                json,
+                "{value}"
+            );
+        }
+    }
+
+    #[test]
+    fn booleans_accept_true_false_one_and_zero() {
+        let cases = [
+            ("true", true),
+            ("TRUE", true),
+            ("1", true),
+            ("false", false),
+            ("False", false),
+            ("0", false),
+        ];
+        for (value, expected) in cases {
+            let settings = parse(&[("WAIT_ON_MANIFEST", value), ("PRELOAD_BACKUPS", value)]);
+            assert_eq!(settings.wait_on_manifest, expected, "{value}");
+            assert_eq!(settings.preload_backups, expected, "{value}");
+        }
+        for value in ["yes", "no", "2", "t"] {
+            assert_eq!(
+                error(&[("PRELOAD_BACKUPS", value)]).message,
+                format!("PRELOAD_BACKUPS is \"{value}\"; give true or false")
+            );
+        }
+    }
+
+    #[test]
+    fn paths_and_manifest_are_taken_as_written() {
+        let settings = parse(&[
+            ("MANIFEST", "file:/opt/manifest.json"),
+            ("BACKUP_DIRECTORY", "/var/backups/appconfig"),
+            (
+                "AWS_APPCONFIG_EXTENSION_LOCAL_DEVELOPMENT_DIRECTORY",
+                "/srv/configs",
+            ),
+        ]);
+        assert_eq!(
+            settings.manifest.as_deref(),
+            Some("file:/opt/manifest.json")
+        );
+        assert_eq!(
+            settings.backup_directory,
+            Some(PathBuf::from("/var/backups/appconfig"))
+        );
+        assert_eq!(
+            settings.local_development_directory,
+            Some(PathBuf::from("/srv/configs"))
+        );
+    }
+
+    fn key(application: &str, environment: &str, profile: &str) -> ConfigKey {
+        ConfigKey {
+            application: application.to_string(),
+            environment: environment.to_string(),
+            profile: profile.to_string(),
+        }
+    }
+
+    #[test]
+    fn prefetch_list_accepts_both_forms_trims_and_skips_empty_items() {
+        let cases: [(&str, Vec<ConfigKey>); 6] = [
+            ("shop:prod:flags", vec![key("shop", "prod", "flags")]),
+            (
+                "/applications/shop/environments/prod/configurations/flags",
+                vec![key("shop", "prod", "flags")],
+            ),
+            (
+                " a:b:c , ,/applications/x/environments/y/configurations/z,",
+                vec![key("a", "b", "c"), key("x", "y", "z")],
+            ),
+            ("a:b:c,a:b:c", vec![key("a", "b", "c")]),
+            (
+                "/applications/my%20app/environments/e+1/configurations/a%2Fb",
+                vec![key("my app", "e+1", "a/b")],
+            ),
+            (",,", vec![]),
+        ];
+        for (value, keys) in cases {
+            assert_eq!(
+                parse(&[("PREFETCH_LIST", value)]).prefetch_list,
+                keys,
+                "{value}"
+            );
+        }
+        let longest = "a".repeat(128);
+        let settings = parse(&[("PREFETCH_LIST", &format!("{longest}:e:p"))]);
+        assert_eq!(settings.prefetch_list, [key(&longest, "e", "p")]);
+    }
+
+    #[test]
+    fn malformed_prefetch_items_are_quoted_in_the_error() {
+        let malformed = [
+            "shop:prod",
+            "a:b:c:d",
+            "/applications/a/environments/e",
+            "/applications/a/environments/e/configurations/p/",
+            "/apps/a/envs/e/configs/p",
+            "/applications/a%zz/environments/e/configurations/p",
+            "/applications/%ff/environments/e/configurations/p",
+            "/applications/%+1/environments/e/configurations/p",
+            "/applications/a%/environments/e/configurations/p",
+        ];
+        for item in malformed {
+            let found = error(&[("PREFETCH_LIST", &format!("ok:ok:ok, {item}"))]);
+            assert_eq!(found.variable, "PREFETCH_LIST");
+            assert_eq!(
+                found.message,
+                format!(
+                    "PREFETCH_LIST item \"{item}\" is malformed; give app:env:profile or \
+                     /applications/APP/environments/ENV/configurations/PROFILE, separated by \
+                     commas"
+                )
+            );
+        }
+        let too_long = format!("{}:e:p", "a".repeat(129));
+        for item in ["a::c", ":b:c", too_long.as_str()] {
+            let found = error(&[("AWS_APPCONFIG_EXTENSION_PREFETCH_LIST", item)]);
+            assert!(
+                found.message.starts_with(&format!(
+                    "AWS_APPCONFIG_EXTENSION_PREFETCH_LIST item \"{}",
+                    &item[..item.len().min(40)]
+                )),
+                "{}",
+                found.message
+            );
+            assert!(found
+                .message
+                .ends_with("each of application, environment and profile is 1 to 128 bytes"));
+        }
+    }
+
+    #[test]
+    fn role_settings_need_an_arn() {
+        let arn = "arn:aws:iam::123456789012:role/reader";
+        assert_eq!(
+            parse(&[("ROLE_ARN", arn)]).role,
+            Some(RoleSettings {
+                arn: arn.to_string(),
+                external_id: None,
+                session_name: None
+            })
+        );
+        let full = parse(&[
+            (
+                "AWS_APPCONFIG_EXTENSION_ROLE_ARN",
+                "arn:aws-cn:iam::123456789012:role/path/reader",
+            ),
+            ("ROLE_EXTERNAL_ID", "partner:42/x"),
+            ("ROLE_SESSION_NAME", "agent@host.example_1"),
+        ]);
+        assert_eq!(
+            full.role,
+            Some(RoleSettings {
+                arn: "arn:aws-cn:iam::123456789012:role/path/reader".to_string(),
+                external_id: Some("partner:42/x".to_string()),
+                session_name: Some("agent@host.example_1".to_string()),
+            })
+        );
+
+        assert_eq!(
+            error(&[("ROLE_EXTERNAL_ID", "partner")]),
+            SettingsError {
+                variable: "ROLE_EXTERNAL_ID".to_string(),
+                message: "ROLE_EXTERNAL_ID is set but ROLE_ARN is not; set ROLE_ARN to the role \
+                          to assume, or unset ROLE_EXTERNAL_ID"
+                    .to_string(),
+            }
+        );
+        let orphan = error(&[("AWS_APPCONFIG_EXTENSION_ROLE_SESSION_NAME", "agent")]);
+        assert_eq!(orphan.variable, "AWS_APPCONFIG_EXTENSION_ROLE_SESSION_NAME");
+    }
+
+    #[test]
+    fn malformed_role_values_are_refused_with_their_value() {
+        let arn = ("ROLE_ARN", "arn:aws:iam::123456789012:role/reader");
+        for value in [
+            "reader",
+            "arn:aws:iam::123456789012:user/bob",
+            "arn:aws:s3:::bucket/x",
+        ] {
+            assert_eq!(
+                error(&[("ROLE_ARN", value)]).message,
+                format!(
+                    "ROLE_ARN is \"{value}\"; give a role ARN such as \
+                     arn:aws:iam::123456789012:role/name"
+                )
+            );
+        }
+        let longest = "s".repeat(64);
+        assert!(parse(&[arn, ("ROLE_SESSION_NAME", &longest)])
+            .role
+            .is_some());
+        for value in [
+            "a",
+            "has space",
+            "semi;colon",
+            "s".repeat(65).as_str(),
+            "ünïcode",
+        ] {
+            assert_eq!(
+                error(&[arn, ("ROLE_SESSION_NAME", value)]).message,
+                format!(
+                    "ROLE_SESSION_NAME is \"{value}\"; give 2 to 64 characters of letters, digits \
+                     and _ + = , . @ -"
+                )
+            );
+        }
+        for value in ["x", "has space", "quote\"d"] {
+            let found = error(&[arn, ("ROLE_EXTERNAL_ID", value)]);
+            assert_eq!(found.variable, "ROLE_EXTERNAL_ID");
+            assert!(
+                found.message.starts_with("ROLE_EXTERNAL_ID is \""),
+                "{}",
+                found.message
+            );
+        }
+    }
+
+    #[test]
+    fn proxy_headers_are_parsed_and_their_values_kept_secret() {
+        let settings = parse(&[
+            ("PROXY_URL", "http://proxy.internal:3128"),
+            (
+                "PROXY_HEADERS",
+                "Proxy-Authorization: Basic cGxhbnRlZA==, X-Trace:  abc ,",
+            ),
+        ]);
+        let proxy = settings.proxy.expect("proxy");
+        assert_eq!(proxy.url, "http://proxy.internal:3128");
+        assert_eq!(
+            proxy.headers,
+            [
+                (
+                    "Proxy-Authorization".to_string(),
+                    Secret::new("Basic cGxhbnRlZA==")
+                ),
+                ("X-Trace".to_string(), Secret::new("abc")),
+            ]
+        );
+        assert!(!format!("{proxy:?}").contains("cGxhbnRlZA"));
+        assert_eq!(
+            parse(&[("PROXY_URL", "https://p:8443")])
+                .proxy
+                .unwrap()
+                .headers,
+            []
+        );
+    }
+
+    #[test]
+    fn malformed_proxy_settings_never_show_header_values() {
+        let url = ("PROXY_URL", "http://proxy:3128");
+        let cases = [
+            (
+                "X-A: one, planted-secret",
+                "PROXY_HEADERS item 2 has no \":\" (values are not shown)",
+            ),
+            (
+                "X-A: one, Bearer planted:x",
+                "PROXY_HEADERS item 2 does not start with a valid HTTP header name (values",
+            ),
+            ("X-A:", "PROXY_HEADERS value of header \"X-A\" is empty"),
+            (
+                "X-A: planted\u{7}secret",
+                "PROXY_HEADERS value of header \"X-A\" is empty or holds",
+            ),
+        ];
+        for (value, start) in cases {
+            let found = error(&[url, ("PROXY_HEADERS", value)]);
+            assert!(found.message.starts_with(start), "{}", found.message);
+            assert!(found
+                .message
+                .ends_with("give headers as \"Name: value, Name2: value2\""));
+            assert!(!found.message.contains("planted"), "{}", found.message);
+        }
+        assert_eq!(
+            error(&[("PROXY_HEADERS", "X-A: b")]).message,
+            "PROXY_HEADERS is set but PROXY_URL is not; set PROXY_URL to the proxy, or unset \
+             PROXY_HEADERS"
+        );
+        for value in [
+            "proxy:3128",
+            "socks5://proxy:1080",
+            "http://",
+            "http:///path",
+        ] {
+            assert_eq!(
+                error(&[("PROXY_URL", value)]).message,
+                format!(
+                    "PROXY_URL is \"{value}\"; give a URL starting with http:// or https://, such \
+                     as http://proxy.internal:3128"
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn proxy_passwords_are_masked_in_debug_messages_and_the_description() {
+        let settings = parse(&[("PROXY_URL", "http://user:planted@proxy:3128/")]);
+        let proxy = settings.proxy.clone().expect("proxy");
+        assert_eq!(proxy.url, "http://user:planted@proxy:3128/");
+        assert!(format!("{proxy:?}").contains("http://****@proxy:3128/"));
+        assert!(!format!("{settings:?}").contains("planted"));
+        assert!(!settings.describe().contains("planted"));
+
+        let found = error(&[("PROXY_URL", "ftp://user:planted@proxy")]);
+        assert!(
+            found
+                .message
+                .starts_with("PROXY_URL is \"ftp://****@proxy\"; "),
+            "{}",
+            found.message
+        );
+    }
+
+    #[test]
+    fn access_token_must_be_a_single_non_empty_word() {
+        let settings = parse(&[("ACCESS_TOKEN", "s3cret-Token_1")]);
+        assert_eq!(settings.access_token, Some(Secret::new("s3cret-Token_1")));
+
+        let empty = error(&[("AWS_APPCONFIG_EXTENSION_ACCESS_TOKEN", "")]);
+        assert_eq!(empty.variable, "AWS_APPCONFIG_EXTENSION_ACCESS_TOKEN");
+        assert!(empty
+            .message
+            .starts_with("AWS_APPCONFIG_EXTENSION_ACCESS_TOKEN is empty; "));
+
+        for value in [" planted", "planted secret", "planted\n"] {
+            let found = error(&[("ACCESS_TOKEN", value)]);
+            assert!(
+                found
+                    .message
+                    .starts_with("ACCESS_TOKEN contains whitespace"),
+                "{}",
+                found.message
+            );
+            assert!(!found.message.contains("planted"));
+        }
+    }
+
+    #[test]
+    fn region_comes_from_service_region_then_aws_region_then_default_region() {
+        let cases: [(&[(&str, &str)], &str); 4] = [
+            (&[("AWS_DEFAULT_REGION", "eu-west-1")], "eu-west-1"),
+            (
+                &[
+                    ("AWS_REGION", "eu-west-2"),
+                    ("AWS_DEFAULT_REGION", "eu-west-1"),
+                ],
+                "eu-west-2",
+            ),
+            (
+                &[
+                    ("AWS_REGION", "eu-west-2"),
+                    ("SERVICE_REGION", "ap-south-1"),
+                ],
+                "ap-south-1",
+            ),
+            (
+                &[
+                    ("AWS_REGION", "eu-west-2"),
+                    ("SERVICE_REGION", "ap-south-1"),
+                    ("AWS_APPCONFIG_EXTENSION_SERVICE_REGION", "sa-east-1"),
+                ],
+                "sa-east-1",
+            ),
+        ];
+        for (pairs, region) in cases {
+            let vars: HashMap<String, String> = pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            let settings = Settings::from_vars(&vars).expect("settings");
+            assert_eq!(settings.region, region);
+            assert_eq!(
+                settings.appconfigdata_endpoint,
+                format!("https://appconfigdata.{region}.amazonaws.com")
+            );
+        }
+    }
+
+    #[test]
+    fn a_missing_region_names_all_three_variables() {
+        let found = Settings::from_vars(&HashMap::new()).expect_err("no region");
+        assert_eq!(found.variable, "AWS_REGION");
+        for name in ["AWS_REGION", "AWS_DEFAULT_REGION", "SERVICE_REGION"] {
+            assert!(found.message.contains(name), "{}", found.message);
+        }
+        let blank = HashMap::from([("AWS_REGION".to_string(), " ".to_string())]);
+        assert_eq!(
+            Settings::from_vars(&blank).expect_err("blank region"),
+            found
+        );
+    }
+
+    #[test]
+    fn local_development_runs_without_a_region() {
+        let vars = HashMap::from([(
+            "LOCAL_DEVELOPMENT_DIRECTORY".to_string(),
+            "/srv".to_string(),
+        )]);
+        let settings = Settings::from_vars(&vars).expect("settings");
+        assert_eq!(settings.region, "");
+        assert_eq!(settings.appconfigdata_endpoint, "");
+        assert_eq!(settings.sts_endpoint, "");
+    }
+
+    #[test]
+    fn malformed_region_is_refused_with_its_value() {
+        for value in ["us east 1", "us_east_1", "-us-east-1", "us-east-1.evil.com"] {
+            assert_eq!(
+                error(&[("AWS_REGION", value)]).message,
+                format!(
+                    "AWS_REGION is \"{value}\"; give a region name of letters, digits and \
+                     dashes, such as us-east-1"
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn endpoints_follow_partition_fips_and_dual_stack_rules() {
+        let cases = [
+            (
+                "us-east-1",
+                "false",
+                "false",
+                "appconfigdata.us-east-1.amazonaws.com",
+            ),
+            (
+                "us-east-1",
+                "true",
+                "false",
+                "appconfigdata-fips.us-east-1.amazonaws.com",
+            ),
+            (
+                "us-east-1",
+                "false",
+                "true",
+                "appconfigdata.us-east-1.api.aws",
+            ),
+            (
+                "us-east-1",
+                "true",
+                "true",
+                "appconfigdata-fips.us-east-1.api.aws",
+            ),
+            (
+                "cn-north-1",
+                "false",
+                "false",
+                "appconfigdata.cn-north-1.amazonaws.com.cn",
+            ),
+            (
+                "cn-north-1",
+                "false",
+                "true",
+                "appconfigdata.cn-north-1.api.amazonwebservices.com.cn",
+            ),
+            (
+                "us-gov-west-1",
+                "false",
+                "false",
+                "appconfigdata.us-gov-west-1.amazonaws.com",
+            ),
+            (
+                "us-gov-west-1",
+                "TRUE",
+                "false",
+                "appconfigdata.us-gov-west-1.amazonaws.com",
+            ),
+            (
+                "us-gov-west-1",
+                "1",
+                "true",
+                "appconfigdata.us-gov-west-1.api.aws",
+            ),
+        ];
+        for (region, fips, dual_stack, host) in cases {
+            let settings = parse(&[
+                ("AWS_REGION", region),
+                ("AWS_USE_FIPS_ENDPOINT", fips),
+                ("AWS_USE_DUALSTACK_ENDPOINT", dual_stack),
+            ]);
+            assert_eq!(settings.appconfigdata_endpoint, format!("https://{host}"));
+            let sts_host = host.replacen("appconfigdata", "sts", 1);
+            assert_eq!(settings.sts_endpoint, format!("https://{sts_host}"));
+        }
+    }
+
+    #[test]
+    fn configured_endpoints_win_and_ignore_fips_and_dual_stack() {
+        let settings = parse(&[
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:4566/"),
+            ("AWS_USE_FIPS_ENDPOINT", "true"),
+            ("AWS_USE_DUALSTACK_ENDPOINT", "true"),
+        ]);
+        assert_eq!(settings.appconfigdata_endpoint, "http://127.0.0.1:4566");
+        assert_eq!(settings.sts_endpoint, "http://127.0.0.1:4566");
+
+        let settings = parse(&[
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:4566"),
+            ("AWS_ENDPOINT_URL_APPCONFIGDATA", "HTTP://127.0.0.1:1001//"),
+        ]);
+        assert_eq!(settings.appconfigdata_endpoint, "HTTP://127.0.0.1:1001");
+        assert_eq!(settings.sts_endpoint, "http://127.0.0.1:4566");
+
+        let settings = parse(&[
+            ("AWS_ENDPOINT_URL_STS", "https://sts.local/base/"),
+            ("AWS_USE_FIPS_ENDPOINT", "true"),
+        ]);
+        assert_eq!(settings.sts_endpoint, "https://sts.local/base");
+        assert_eq!(
+            settings.appconfigdata_endpoint,
+            "https://appconfigdata-fips.us-east-1.amazonaws.com"
+        );
+    }
+
+    #[test]
+    fn malformed_endpoint_settings_are_refused_with_their_value() {
+        for name in [
+            "AWS_ENDPOINT_URL",
+            "AWS_ENDPOINT_URL_APPCONFIGDATA",
+            "AWS_ENDPOINT_URL_STS",
+        ] {
+            for value in ["127.0.0.1:4566", "ftp://host", "https://", "http://a b"] {
+                assert_eq!(
+                    error(&[(name, value)]).message,
+                    format!(
+                        "{name} is \"{value}\"; give a URL starting with http:// or https://, \
+                         such as http://127.0.0.1:4566"
+                    )
+                );
+            }
+        }
+        assert_eq!(
+            error(&[("AWS_USE_FIPS_ENDPOINT", "yes")]).message,
+            "AWS_USE_FIPS_ENDPOINT is \"yes\"; give true or false"
+        );
+    }
+
+    #[test]
+    fn regional_endpoint_builds_sts_names_too() {
+        assert_eq!(
+            regional_endpoint("sts", "cn-northwest-1", false, false),
+            "https://sts.cn-northwest-1.amazonaws.com.cn"
+        );
+        assert_eq!(
+            regional_endpoint("sts", "us-west-2", true, false),
+            "https://sts-fips.us-west-2.amazonaws.com"
+        );
+    }
+
+    #[test]
+    fn lambda_runtime_api_must_be_host_and_port() {
+        let settings = parse(&[("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001")]);
+        assert_eq!(
+            settings.lambda_runtime_api.as_deref(),
+            Some("127.0.0.1:9001")
+        );
+        for value in [
+            "http://127.0.0.1:9001",
+            "127.0.0.1",
+            "127.0.0.1:port",
+            ":9001",
+        ] {
+            assert_eq!(
+                error(&[("AWS_LAMBDA_RUNTIME_API", value)]).message,
+                format!(
+                    "AWS_LAMBDA_RUNTIME_API is \"{value}\"; give host:port, such as 127.0.0.1:9001"
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn credential_errors_name_the_variable_they_mention() {
+        let found = error(&[("AWS_ACCESS_KEY_ID", "AKIDPLANTED")]);
+        assert_eq!(found.variable, "AWS_ACCESS_KEY_ID");
+        assert!(!found.message.contains("AKIDPLANTED"), "{}", found.message);
+
+        let cases = [
+            (
+                "credentials: AWS_SECRET_ACCESS_KEY is missing",
+                Some("AWS_SECRET_ACCESS_KEY"),
+            ),
+            (
+                "AWS_CONTAINER_CREDENTIALS_FULL_URI is \"x\"",
+                Some("AWS_CONTAINER_CREDENTIALS_FULL_URI"),
+            ),
+            ("credentials: no source", None),
+            ("HTTP or A_ or A_B", Some("A_B")),
+        ];
+        for (message, variable) in cases {
+            assert_eq!(first_variable_name(message), variable, "{message}");
+        }
+    }
+
+    #[test]
+    fn unknown_prefixed_names_suggest_the_closest_known_name() {
+        let settings = parse(&[
+            ("AWS_APPCONFIG_EXTENSION_POLL_INTERVALL_SECONDS", "45"),
+            ("AWS_APPCONFIG_EXTENSION_LOGLEVEL", "debug"),
+            ("aws_appconfig_extension_http_port", "1"),
+            ("AWS_APPCONFIG_EXTENSION_FLAVOUR", "mint"),
+            ("AWS_APPCONFIG_EXTENSION_HTTP_PORT", "2772"),
+            ("POLL_INTERVALL", "45"),
+        ]);
+        assert_eq!(
+            settings.warnings,
+            [
+                "unknown setting AWS_APPCONFIG_EXTENSION_FLAVOUR is ignored; run with --help for \
+                 the settings",
+                "unknown setting AWS_APPCONFIG_EXTENSION_LOGLEVEL; did you mean \
+                 AWS_APPCONFIG_EXTENSION_LOG_LEVEL?",
+                "unknown setting AWS_APPCONFIG_EXTENSION_POLL_INTERVALL_SECONDS; did you mean \
+                 AWS_APPCONFIG_EXTENSION_POLL_INTERVAL_SECONDS?",
+                "unknown setting aws_appconfig_extension_http_port; did you mean \
+                 AWS_APPCONFIG_EXTENSION_HTTP_PORT?",
+            ]
+        );
+    }
+
+    #[test]
+    fn edit_distance_counts_single_character_edits() {
+        let cases = [
+            ("", "", 0),
+            ("LOG_LEVEL", "LOG_LEVEL", 0),
+            ("LOGLEVEL", "LOG_LEVEL", 1),
+            ("LOG_LEVLE", "LOG_LEVEL", 2),
+            ("kitten", "sitting", 3),
+            ("", "ABC", 3),
+        ];
+        for (left, right, distance) in cases {
+            assert_eq!(edit_distance(left, right), distance, "{left} {right}");
+            assert_eq!(edit_distance(right, left), distance, "{right} {left}");
+        }
+    }
+
+    #[test]
+    fn the_description_is_one_line_and_masks_every_secret() {
+        let settings = parse(&[
+            ("ACCESS_TOKEN", "planted-token"),
+            ("AWS_ACCESS_KEY_ID", "AKIDPLANTED"),
+            ("AWS_SECRET_ACCESS_KEY", "planted-secret-key"),
+            ("AWS_SESSION_TOKEN", "planted-session"),
+            ("PROXY_URL", "http://user:planted-password@proxy:3128"),
+            ("PROXY_HEADERS", "Proxy-Authorization: Basic planted-header"),
+            ("ROLE_ARN", "arn:aws:iam::123456789012:role/reader"),
+            ("ROLE_EXTERNAL_ID", "planted-external"),
+            ("MANIFEST", "{\n\"a:b:c\": {}\n}"),
+            ("PREFETCH_LIST", "shop:prod:flags"),
+            ("LOG_PATH", "/var/log/agent log"),
+        ]);
+        let line = settings.describe();
+        assert!(!line.contains('\n'), "{line}");
+        assert!(!line.to_ascii_lowercase().contains("planted"), "{line}");
+        assert!(!line.contains("AKID"), "{line}");
+        for part in [
+            "http_host=localhost http_port=2772 poll_interval=45s request_timeout=3000ms ",
+            "log_level=info log_path=\"/var/log/agent log\" log_format=text region=us-east-1 ",
+            "appconfigdata_endpoint=https://appconfigdata.us-east-1.amazonaws.com ",
+            "credentials=environment keys ",
+            "role=arn:aws:iam::123456789012:role/reader (external id set, session name default)",
+            "proxy=http://****@proxy:3128 headers [Proxy-Authorization: ****]",
+            "access_token=****",
+            "prefetch_list=[\"shop:prod:flags\"]",
+            "manifest=\"{\\n\\\"a:b:c\\\": {}\\n}\"",
+        ] {
+            assert!(line.contains(part), "{part} not in {line}");
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn non_utf8_values_of_our_variables_are_refused_and_others_skipped() {
+        use std::os::unix::ffi::OsStringExt;
+
+        let bad = || OsString::from_vec(vec![b'a', 0xff, b'b']);
+        let snapshot = environment_snapshot([
+            (OsString::from("HOME"), bad()),
+            (OsString::from_vec(vec![0xff]), OsString::from("x")),
+            (OsString::from("AWS_REGION"), OsString::from("us-east-1")),
+        ])
+        .expect("only foreign variables are not UTF-8");
+        assert_eq!(snapshot.len(), 1);
+        assert_eq!(snapshot["AWS_REGION"], "us-east-1");
+
+        for name in [
+            "LOG_PATH",
+            "AWS_APPCONFIG_EXTENSION_ACCESS_TOKEN",
+            "AWS_SECRET_ACCESS_KEY",
+        ] {
+            let found = environment_snapshot([(OsString::from(name), bad())]).expect_err(name);
+            assert_eq!(found.variable, name);
+            assert_eq!(
+                found.message,
+                format!("{name} is not valid UTF-8; give its value in UTF-8")
+            );
+        }
+    }
+
+    #[test]
+    fn help_text_lists_every_setting() {
+        for name in SETTING_NAMES {
+            assert!(
+                HELP_TEXT.contains(&format!("\n  {name} ")),
+                "{name} missing from --help"
+            );
+        }
+    }
+
+    #[test]
+    fn long_values_are_cut_in_messages() {
+        let value = "x".repeat(500);
+        let found = error(&[("HTTP_PORT", &value)]);
+        assert!(found.message.len() < 300, "{}", found.message);
+        assert!(found.message.contains(&format!("\"{}…\"", "x".repeat(200))));
     }
 }
