@@ -32,7 +32,11 @@ pub struct ConfigKey {
 
 impl fmt::Display for ConfigKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}", self.application, self.environment, self.profile)
+        write!(
+            f,
+            "{}:{}:{}",
+            self.application, self.environment, self.profile
+        )
     }
 }
 
@@ -49,7 +53,12 @@ pub struct Snapshot {
 impl Snapshot {
     pub fn new(content: Content) -> Self {
         let etag = etag_of(&content.bytes);
-        Snapshot { bytes: content.bytes, content_type: content.content_type, version: content.version, etag }
+        Snapshot {
+            bytes: content.bytes,
+            content_type: content.content_type,
+            version: content.version,
+            etag,
+        }
     }
 }
 
@@ -69,10 +78,16 @@ impl fmt::Display for CacheError {
         match self {
             CacheError::Upstream(e) => write!(f, "{e}"),
             CacheError::FirstFetchTimedOut => {
-                write!(f, "the first fetch from AppConfigData took longer than the request timeout")
+                write!(
+                    f,
+                    "the first fetch from AppConfigData took longer than the request timeout"
+                )
             }
             CacheError::TooManyEntries { max_entries } => {
-                write!(f, "the cache already holds its maximum of {max_entries} configurations")
+                write!(
+                    f,
+                    "the cache already holds its maximum of {max_entries} configurations"
+                )
             }
         }
     }
@@ -116,7 +131,11 @@ struct EntryState {
 
 impl Cache {
     pub fn new(upstream: Arc<Upstream>, config: CacheConfig) -> Arc<Self> {
-        Arc::new(Cache { entries: Mutex::new(HashMap::new()), upstream, config })
+        Arc::new(Cache {
+            entries: Mutex::new(HashMap::new()),
+            upstream,
+            config,
+        })
     }
 
     /// The cached configuration for `key`. With data cached it answers at once (and starts a
@@ -206,7 +225,9 @@ impl Cache {
     /// Whether any entry is due now (a cheap check for the Lambda INVOKE path).
     pub fn has_due(&self) -> bool {
         let now = Instant::now();
-        lock(&self.entries).values().any(|entry| self.is_due(&lock(&entry.state), now))
+        lock(&self.entries)
+            .values()
+            .any(|entry| self.is_due(&lock(&entry.state), now))
     }
 
     /// How long until the earliest entry is due, for the standalone timer.
@@ -229,7 +250,9 @@ impl Cache {
                 "refused {key}: the cache holds its maximum of {} configurations",
                 self.config.max_entries
             );
-            return Err(CacheError::TooManyEntries { max_entries: self.config.max_entries });
+            return Err(CacheError::TooManyEntries {
+                max_entries: self.config.max_entries,
+            });
         }
         let entry = Arc::new(Entry {
             key: key.clone(),
@@ -264,7 +287,9 @@ impl Cache {
     }
 
     fn interval(&self, state: &EntryState) -> Duration {
-        self.config.poll_interval.max(state.advised_interval.unwrap_or_default())
+        self.config
+            .poll_interval
+            .max(state.advised_interval.unwrap_or_default())
     }
 
     /// Runs one fetch per entry on its own thread and waits for the batch up to `wait`.
@@ -291,7 +316,11 @@ impl Cache {
     }
 
     /// Fetches on a new thread; the caller has already set `fetching`.
-    fn spawn_fetch(self: &Arc<Self>, entry: Arc<Entry>, batch: Option<Arc<(Mutex<usize>, Condvar)>>) {
+    fn spawn_fetch(
+        self: &Arc<Self>,
+        entry: Arc<Entry>,
+        batch: Option<Arc<(Mutex<usize>, Condvar)>>,
+    ) {
         let cache = Arc::clone(self);
         let spawned = thread::Builder::new().name("fetch".into()).spawn(move || {
             cache.fetch(&entry);
@@ -371,9 +400,16 @@ impl Cache {
     /// GetLatestConfiguration with the entry's token, starting a session first when there is
     /// none or it is too old. A rejected token (expired after a long freeze, corrupted, used)
     /// gets one new session and one retry, so the caller never sees it (product.md §4).
-    fn poll(&self, key: &ConfigKey, token: Option<(SessionToken, SystemTime)>) -> Result<Poll, UpstreamError> {
+    fn poll(
+        &self,
+        key: &ConfigKey,
+        token: Option<(SessionToken, SystemTime)>,
+    ) -> Result<Poll, UpstreamError> {
         let fresh = token.filter(|(_, issued)| {
-            SystemTime::now().duration_since(*issued).map(|age| age < TOKEN_MAX_AGE).unwrap_or(true)
+            SystemTime::now()
+                .duration_since(*issued)
+                .map(|age| age < TOKEN_MAX_AGE)
+                .unwrap_or(true)
         });
         if let Some((token, _)) = fresh {
             match self.upstream.latest(&token) {
@@ -383,7 +419,9 @@ impl Cache {
                 other => return other,
             }
         }
-        let token = self.upstream.start_session(key, self.config.poll_interval)?;
+        let token = self
+            .upstream
+            .start_session(key, self.config.poll_interval)?;
         self.upstream.latest(&token)
     }
 }
@@ -391,7 +429,9 @@ impl Cache {
 /// Locks a mutex, taking the data even if a thread panicked while holding it: every state
 /// kept under these locks is valid after each single assignment.
 pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// A strong validator: the first 128 bits of the SHA-256 of the bytes, hex, quoted.
@@ -460,7 +500,10 @@ mod tests {
         for failures in 1..40 {
             let wait = backoff(failures, cap);
             assert!(wait <= cap, "{failures}: {wait:?}");
-            let floor = FIRST_BACKOFF.saturating_mul(1 << (failures - 1).min(16)).min(cap) / 2;
+            let floor = FIRST_BACKOFF
+                .saturating_mul(1 << (failures - 1).min(16))
+                .min(cap)
+                / 2;
             assert!(wait >= floor, "{failures}: {wait:?} < {floor:?}");
         }
     }

@@ -89,7 +89,10 @@ impl EnvironmentCredentials {
             (Some(key), Some(secret)) => Some(Credentials::new(
                 key.clone(),
                 secret.expose().to_string(),
-                settings.session_token.as_ref().map(|t| t.expose().to_string()),
+                settings
+                    .session_token
+                    .as_ref()
+                    .map(|t| t.expose().to_string()),
                 None,
                 "environment",
             )),

@@ -12,8 +12,14 @@ const MAX_BODY_BYTES: u64 = 1024 * 1024;
 /// One event from `event/next`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
-    Invoke { deadline_ms: u64, request_id: String },
-    Shutdown { deadline_ms: u64, reason: String },
+    Invoke {
+        deadline_ms: u64,
+        request_id: String,
+    },
+    Shutdown {
+        deadline_ms: u64,
+        reason: String,
+    },
 }
 
 /// A failed call to the Extensions API.
@@ -65,7 +71,10 @@ impl ExtensionsClient {
             .header("Lambda-Extension-Name", name)
             .header("Content-Type", "application/json")
             .send(r#"{"events":["INVOKE","SHUTDOWN"]}"#.as_bytes())
-            .map_err(|e| ExtensionError { call, message: e.to_string() })?;
+            .map_err(|e| ExtensionError {
+                call,
+                message: e.to_string(),
+            })?;
         let status = response.status().as_u16();
         let identifier = response
             .headers()
@@ -76,7 +85,10 @@ impl ExtensionsClient {
         // need none of it, so it is read only for the error message.
         let body = read_body(response);
         if status != 200 {
-            return Err(ExtensionError { call, message: api_error(status, &body) });
+            return Err(ExtensionError {
+                call,
+                message: api_error(status, &body),
+            });
         }
         match identifier {
             Some(id) if !id.is_empty() => {
@@ -97,13 +109,22 @@ impl ExtensionsClient {
             let response = self
                 .agent
                 .get(&format!("{}/event/next", self.base))
-                .header("Lambda-Extension-Identifier", self.identifier.as_deref().unwrap_or(""))
+                .header(
+                    "Lambda-Extension-Identifier",
+                    self.identifier.as_deref().unwrap_or(""),
+                )
                 .call()
-                .map_err(|e| ExtensionError { call, message: e.to_string() })?;
+                .map_err(|e| ExtensionError {
+                    call,
+                    message: e.to_string(),
+                })?;
             let status = response.status().as_u16();
             let body = read_body(response);
             if status != 200 {
-                return Err(ExtensionError { call, message: api_error(status, &body) });
+                return Err(ExtensionError {
+                    call,
+                    message: api_error(status, &body),
+                });
             }
             match parse_event(&body) {
                 Ok(Some(event)) => return Ok(event),
@@ -133,24 +154,37 @@ impl ExtensionsClient {
         let response = self
             .agent
             .post(&format!("{}/{call}", self.base))
-            .header("Lambda-Extension-Identifier", self.identifier.as_deref().unwrap_or(""))
+            .header(
+                "Lambda-Extension-Identifier",
+                self.identifier.as_deref().unwrap_or(""),
+            )
             .header("Lambda-Extension-Function-Error-Type", error_type)
             .header("Content-Type", "application/json")
             .send(body.to_string().as_bytes())
-            .map_err(|e| ExtensionError { call, message: e.to_string() })?;
+            .map_err(|e| ExtensionError {
+                call,
+                message: e.to_string(),
+            })?;
         let status = response.status().as_u16();
         let body = read_body(response);
         if (200..300).contains(&status) {
             Ok(())
         } else {
-            Err(ExtensionError { call, message: api_error(status, &body) })
+            Err(ExtensionError {
+                call,
+                message: api_error(status, &body),
+            })
         }
     }
 }
 
 fn read_body(response: ureq::http::Response<ureq::Body>) -> Vec<u8> {
     let mut body = Vec::new();
-    let _ = response.into_body().into_reader().take(MAX_BODY_BYTES).read_to_end(&mut body);
+    let _ = response
+        .into_body()
+        .into_reader()
+        .take(MAX_BODY_BYTES)
+        .read_to_end(&mut body);
     body
 }
 
@@ -158,7 +192,10 @@ fn read_body(response: ureq::http::Response<ureq::Body>) -> Vec<u8> {
 fn api_error(status: u16, body: &[u8]) -> String {
     let json: Option<serde_json::Value> = serde_json::from_slice(body).ok();
     let field = |name: &str| {
-        json.as_ref().and_then(|j| j.get(name)).and_then(|v| v.as_str()).map(str::to_string)
+        json.as_ref()
+            .and_then(|j| j.get(name))
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
     };
     match (field("errorType"), field("errorMessage")) {
         (Some(kind), Some(message)) => format!("status {status}, {kind}: {message}"),
@@ -172,14 +209,21 @@ fn parse_event(body: &[u8]) -> Result<Option<Event>, String> {
     let json: serde_json::Value =
         serde_json::from_slice(body).map_err(|e| format!("an event that is not JSON: {e}"))?;
     let deadline_ms = json.get("deadlineMs").and_then(|v| v.as_u64()).unwrap_or(0);
-    let text = |name: &str| json.get(name).and_then(|v| v.as_str()).unwrap_or("").to_string();
+    let text = |name: &str| {
+        json.get(name)
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+            .to_string()
+    };
     match json.get("eventType").and_then(|v| v.as_str()) {
-        Some(kind) if kind.eq_ignore_ascii_case("INVOKE") => {
-            Ok(Some(Event::Invoke { deadline_ms, request_id: text("requestId") }))
-        }
-        Some(kind) if kind.eq_ignore_ascii_case("SHUTDOWN") => {
-            Ok(Some(Event::Shutdown { deadline_ms, reason: text("shutdownReason") }))
-        }
+        Some(kind) if kind.eq_ignore_ascii_case("INVOKE") => Ok(Some(Event::Invoke {
+            deadline_ms,
+            request_id: text("requestId"),
+        })),
+        Some(kind) if kind.eq_ignore_ascii_case("SHUTDOWN") => Ok(Some(Event::Shutdown {
+            deadline_ms,
+            reason: text("shutdownReason"),
+        })),
         Some(other) => {
             log::debug!("ignoring Extensions API event {other}");
             Ok(None)
@@ -197,15 +241,22 @@ mod tests {
         let invoke = br#"{"eventType":"INVOKE","deadlineMs":1700000000000,"requestId":"r1","invokedFunctionArn":"arn","tracing":{"type":"X"}}"#;
         assert_eq!(
             parse_event(invoke),
-            Ok(Some(Event::Invoke { deadline_ms: 1_700_000_000_000, request_id: "r1".into() }))
+            Ok(Some(Event::Invoke {
+                deadline_ms: 1_700_000_000_000,
+                request_id: "r1".into()
+            }))
         );
         let bare = br#"{"eventType":"INVOKE","deadlineMs":5,"requestId":"r2"}"#;
         assert!(matches!(parse_event(bare), Ok(Some(Event::Invoke { .. }))));
         for reason in ["spindown", "Timeout", "SandboxTerminated", "whatever"] {
-            let body = format!(r#"{{"eventType":"SHUTDOWN","deadlineMs":9,"shutdownReason":"{reason}"}}"#);
+            let body =
+                format!(r#"{{"eventType":"SHUTDOWN","deadlineMs":9,"shutdownReason":"{reason}"}}"#);
             assert_eq!(
                 parse_event(body.as_bytes()),
-                Ok(Some(Event::Shutdown { deadline_ms: 9, reason: reason.into() }))
+                Ok(Some(Event::Shutdown {
+                    deadline_ms: 9,
+                    reason: reason.into()
+                }))
             );
         }
         assert_eq!(parse_event(br#"{"eventType":"RESTORE"}"#), Ok(None));
@@ -215,7 +266,10 @@ mod tests {
     #[test]
     fn api_errors_show_type_and_message() {
         let body = br#"{"errorMessage":"bad name","errorType":"Extension.InvalidEventType"}"#;
-        assert_eq!(api_error(403, body), "status 403, Extension.InvalidEventType: bad name");
+        assert_eq!(
+            api_error(403, body),
+            "status 403, Extension.InvalidEventType: bad name"
+        );
         assert_eq!(api_error(500, b""), "status 500");
     }
 }

@@ -13,7 +13,7 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Some("--help" | "-h") => {
-            print!("{}", Settings::help());
+            print!("{}", settings::HELP_TEXT);
             return ExitCode::SUCCESS;
         }
         _ => {}
@@ -23,7 +23,10 @@ fn main() -> ExitCode {
     let extension_name = std::env::args_os()
         .next()
         .map(std::path::PathBuf::from)
-        .and_then(|path| path.file_name().map(|name| name.to_string_lossy().into_owned()))
+        .and_then(|path| {
+            path.file_name()
+                .map(|name| name.to_string_lossy().into_owned())
+        })
         .unwrap_or_else(|| "appconfig-lite".to_string());
 
     let settings = match Settings::from_env() {

@@ -23,7 +23,10 @@ pub struct RequestView<'a> {
 
 impl RequestView<'_> {
     fn header_values<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'s str> + 's {
-        self.headers.iter().filter(move |(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| *v)
+        self.headers
+            .iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| *v)
     }
 }
 
@@ -55,7 +58,10 @@ impl Reply {
     fn error(status: u16, code: &str, message: impl std::fmt::Display) -> Reply {
         let line = format!("{code}: {message}");
         // One line, as product.md §2.4 asks, whatever the message carried.
-        let line: String = line.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+        let line: String = line
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
         Reply {
             status,
             headers: vec![("Content-Type", "text/plain; charset=utf-8".to_string())],
@@ -88,7 +94,10 @@ enum RouteError {
 
 impl Router {
     pub fn new(cache: Arc<Cache>, access_token: Option<Secret>) -> Self {
-        Router { cache, access_token }
+        Router {
+            cache,
+            access_token,
+        }
     }
 
     /// Answers one request. Never panics on what a caller sends.
@@ -108,7 +117,10 @@ impl Router {
             let mut reply = Reply::error(
                 405,
                 "MethodNotAllowed",
-                format!("{} is not allowed here; use GET or HEAD", printable(request.method)),
+                format!(
+                    "{} is not allowed here; use GET or HEAD",
+                    printable(request.method)
+                ),
             );
             reply.headers.push(("Allow", "GET, HEAD".to_string()));
             return reply;
@@ -126,7 +138,9 @@ impl Router {
                         "Unauthorized",
                         "send the header Authorization: Bearer <ACCESS_TOKEN>",
                     );
-                    reply.headers.push(("WWW-Authenticate", "Bearer".to_string()));
+                    reply
+                        .headers
+                        .push(("WWW-Authenticate", "Bearer".to_string()));
                     return reply;
                 }
                 self.configuration(request, &key, &flags)
@@ -153,10 +167,21 @@ impl Router {
         if let Some(version) = &snapshot.version {
             headers.push(("Configuration-Version", version.clone()));
         }
-        if request.header_values("if-none-match").any(|v| etag_matches(v, &snapshot.etag)) {
-            return Reply { status: 304, headers, body: ReplyBody::Empty };
+        if request
+            .header_values("if-none-match")
+            .any(|v| etag_matches(v, &snapshot.etag))
+        {
+            return Reply {
+                status: 304,
+                headers,
+                body: ReplyBody::Empty,
+            };
         }
-        Reply { status: 200, headers, body: ReplyBody::Snapshot(snapshot) }
+        Reply {
+            status: 200,
+            headers,
+            body: ReplyBody::Snapshot(snapshot),
+        }
     }
 
     /// `Authorization: Bearer <token>` when `ACCESS_TOKEN` is set, compared in constant time.
@@ -180,7 +205,11 @@ fn parse_route(path: &str, query: &str) -> Result<Route, RouteError> {
         return Ok(Route::Ping);
     }
     let Some(rest) = path.strip_prefix("/applications/") else {
-        return Err(if path == "/applications" { bad_shape() } else { RouteError::UnknownPath });
+        return Err(if path == "/applications" {
+            bad_shape()
+        } else {
+            RouteError::UnknownPath
+        });
     };
     let segments: Vec<&str> = rest.split('/').collect();
     if segments.len() != 5 || segments[1] != "environments" || segments[3] != "configurations" {
@@ -197,7 +226,12 @@ fn parse_route(path: &str, query: &str) -> Result<Route, RouteError> {
         if name == "flag" {
             let flag = percent_decode(value)
                 .filter(|f| !f.is_empty())
-                .ok_or_else(|| RouteError::BadPath(format!("flag \"{}\" is not a valid flag key", printable(value))))?;
+                .ok_or_else(|| {
+                    RouteError::BadPath(format!(
+                        "flag \"{}\" is not a valid flag key",
+                        printable(value)
+                    ))
+                })?;
             flags.push(flag);
         }
     }
@@ -218,7 +252,9 @@ fn decode_segment(what: &str, raw: &str) -> Result<String, RouteError> {
         ))
     })?;
     if decoded.is_empty() {
-        return Err(RouteError::BadPath(format!("the {what} is empty; give a name or an ID")));
+        return Err(RouteError::BadPath(format!(
+            "the {what} is empty; give a name or an ID"
+        )));
     }
     if decoded.len() > MAX_SEGMENT_BYTES {
         return Err(RouteError::BadPath(format!(
@@ -319,20 +355,36 @@ mod tests {
     use super::*;
 
     fn key(a: &str, e: &str, p: &str) -> ConfigKey {
-        ConfigKey { application: a.into(), environment: e.into(), profile: p.into() }
+        ConfigKey {
+            application: a.into(),
+            environment: e.into(),
+            profile: p.into(),
+        }
     }
 
     #[test]
     fn configuration_paths_are_decoded_per_segment() {
         let cases = [
-            ("/applications/shop/environments/prod/configurations/flags", key("shop", "prod", "flags")),
-            ("/applications/my%20app/environments/a+b/configurations/x%2Fy", key("my app", "a+b", "x/y")),
-            ("/applications/%C3%A9/environments/e/configurations/p", key("é", "e", "p")),
+            (
+                "/applications/shop/environments/prod/configurations/flags",
+                key("shop", "prod", "flags"),
+            ),
+            (
+                "/applications/my%20app/environments/a+b/configurations/x%2Fy",
+                key("my app", "a+b", "x/y"),
+            ),
+            (
+                "/applications/%C3%A9/environments/e/configurations/p",
+                key("é", "e", "p"),
+            ),
         ];
         for (path, expected) in cases {
             assert_eq!(
                 parse_route(path, ""),
-                Ok(Route::Configuration { key: expected, flags: vec![] }),
+                Ok(Route::Configuration {
+                    key: expected,
+                    flags: vec![]
+                }),
                 "{path}"
             );
         }
@@ -353,7 +405,10 @@ mod tests {
             too_long.as_str(),
         ];
         for path in cases {
-            assert!(matches!(parse_route(path, ""), Err(RouteError::BadPath(_))), "{path}");
+            assert!(
+                matches!(parse_route(path, ""), Err(RouteError::BadPath(_))),
+                "{path}"
+            );
         }
         assert_eq!(parse_route("/nothing", ""), Err(RouteError::UnknownPath));
         assert_eq!(parse_route("/", ""), Err(RouteError::UnknownPath));
@@ -361,10 +416,16 @@ mod tests {
 
     #[test]
     fn flag_parameters_are_collected_in_order() {
-        let route = parse_route("/applications/a/environments/e/configurations/p", "flag=one&x=1&flag=t%77o");
+        let route = parse_route(
+            "/applications/a/environments/e/configurations/p",
+            "flag=one&x=1&flag=t%77o",
+        );
         assert_eq!(
             route,
-            Ok(Route::Configuration { key: key("a", "e", "p"), flags: vec!["one".into(), "two".into()] })
+            Ok(Route::Configuration {
+                key: key("a", "e", "p"),
+                flags: vec!["one".into(), "two".into()]
+            })
         );
     }
 

@@ -50,7 +50,11 @@ pub struct HttpServer {
 impl HttpServer {
     /// Binds and starts serving. With `HttpHost::Localhost` it binds 127.0.0.1 and, when the
     /// machine has IPv6 loopback, `[::1]` on the same port.
-    pub fn start(host: &HttpHost, port: u16, router: Arc<Router>) -> Result<HttpServer, ServerError> {
+    pub fn start(
+        host: &HttpHost,
+        port: u16,
+        router: Arc<Router>,
+    ) -> Result<HttpServer, ServerError> {
         let primary = match host {
             HttpHost::Localhost => IpAddr::V4(Ipv4Addr::LOCALHOST),
             HttpHost::All => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
@@ -83,11 +87,14 @@ impl HttpServer {
                 let router = Arc::clone(&router);
                 let done = Arc::clone(&running);
                 *lock(&running.0) += 1;
-                let spawned = thread::Builder::new().name(format!("http-{index}")).spawn(move || {
-                    serve(&server, &router);
-                    *lock(&done.0) -= 1;
-                    done.1.notify_all();
-                });
+                let spawned =
+                    thread::Builder::new()
+                        .name(format!("http-{index}"))
+                        .spawn(move || {
+                            serve(&server, &router);
+                            *lock(&done.0) -= 1;
+                            done.1.notify_all();
+                        });
                 if let Err(e) = spawned {
                     *lock(&running.0) -= 1;
                     return Err(ServerError {
@@ -98,7 +105,12 @@ impl HttpServer {
                 workers += 1;
             }
         }
-        Ok(HttpServer { servers, workers, running, address })
+        Ok(HttpServer {
+            servers,
+            workers,
+            running,
+            address,
+        })
     }
 
     /// The bound address (the real port when `HTTP_PORT=0`).
@@ -133,8 +145,10 @@ impl HttpServer {
 }
 
 fn bind(address: SocketAddr) -> Result<Server, ServerError> {
-    Server::http(address)
-        .map_err(|e| ServerError { address: address.to_string(), reason: e.to_string() })
+    Server::http(address).map_err(|e| ServerError {
+        address: address.to_string(),
+        reason: e.to_string(),
+    })
 }
 
 /// One worker: take a request, route it, write the answer, until `unblock`.
@@ -179,9 +193,19 @@ fn into_response(reply: Reply, is_head: bool) -> Response<BodyReader> {
         .into_iter()
         .filter_map(|(name, value)| Header::from_bytes(name.as_bytes(), value.as_bytes()).ok())
         .collect();
-    let body = if is_head { ReplyBody::Empty } else { reply.body };
+    let body = if is_head {
+        ReplyBody::Empty
+    } else {
+        reply.body
+    };
     // For HEAD the length is still the real one, so clients see what GET would send.
-    Response::new(reply.status.into(), headers, BodyReader { body, position: 0 }, Some(length), None)
+    Response::new(
+        reply.status.into(),
+        headers,
+        BodyReader { body, position: 0 },
+        Some(length),
+        None,
+    )
 }
 
 /// Streams a reply body without copying a cached snapshot.
@@ -192,7 +216,11 @@ struct BodyReader {
 
 impl Read for BodyReader {
     fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
-        let remaining = self.body.as_slice().get(self.position..).unwrap_or_default();
+        let remaining = self
+            .body
+            .as_slice()
+            .get(self.position..)
+            .unwrap_or_default();
         let count = remaining.len().min(buffer.len());
         buffer[..count].copy_from_slice(&remaining[..count]);
         self.position += count;

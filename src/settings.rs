@@ -452,6 +452,14 @@ impl Settings {
     }
 }
 
+/// `AWS_LAMBDA_RUNTIME_API` alone, for reporting a settings error to Lambda when the rest of
+/// the settings could not be read (product.md §5).
+pub fn lambda_runtime_api() -> Option<String> {
+    std::env::var("AWS_LAMBDA_RUNTIME_API")
+        .ok()
+        .filter(|value| !value.trim().is_empty())
+}
+
 /// The regional endpoint of `service` (`appconfigdata`, `sts`) in `region`, per wire.md §2:
 /// `amazonaws.com` (`amazonaws.com.cn` in `cn-*`); FIPS adds `-fips` to the service label except
 /// in `us-gov-*`, where the plain name is already FIPS; dual-stack uses `api.aws`

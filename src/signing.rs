@@ -106,7 +106,10 @@ mod tests {
             .find(|(name, _)| name == "authorization")
             .map(|(_, value)| value.clone())
             .unwrap_or_default();
-        auth.rsplit("Signature=").next().unwrap_or_default().to_string()
+        auth.rsplit("Signature=")
+            .next()
+            .unwrap_or_default()
+            .to_string()
     }
 
     fn sign_vector(
@@ -117,9 +120,20 @@ mod tests {
         service: &str,
         token: Option<&str>,
     ) -> Vec<(String, String)> {
-        let request = RequestToSign { method, url, headers, body };
-        sign_request(&request, &credentials(token), "us-east-1", service, vector_time())
-            .unwrap_or_default()
+        let request = RequestToSign {
+            method,
+            url,
+            headers,
+            body,
+        };
+        sign_request(
+            &request,
+            &credentials(token),
+            "us-east-1",
+            service,
+            vector_time(),
+        )
+        .unwrap_or_default()
     }
 
     #[test]
@@ -198,8 +212,12 @@ mod tests {
             APPCONFIG_SERVICE,
             Some(TOKEN),
         );
-        let token = headers.iter().find(|(name, _)| name == "x-amz-security-token");
+        let token = headers
+            .iter()
+            .find(|(name, _)| name == "x-amz-security-token");
         assert_eq!(token.map(|(_, v)| v.as_str()), Some(TOKEN));
-        assert!(headers.iter().all(|(name, _)| name != "x-amz-content-sha256"));
+        assert!(headers
+            .iter()
+            .all(|(name, _)| name != "x-amz-content-sha256"));
     }
 }

@@ -63,9 +63,17 @@ pub enum UpstreamError {
     /// `ResourceNotFoundException` (404).
     NotFound { message: String },
     /// Another 4xx: the request itself was refused.
-    Rejected { status: u16, code: String, message: String },
+    Rejected {
+        status: u16,
+        code: String,
+        message: String,
+    },
     /// 5xx from the service.
-    ServerError { status: u16, code: String, message: String },
+    ServerError {
+        status: u16,
+        code: String,
+        message: String,
+    },
     /// No answer in time; `phase` names the step that ran out of time.
     Timeout { phase: &'static str },
     /// Refused, reset, TLS or proxy failure.
@@ -111,7 +119,10 @@ impl fmt::Display for UpstreamError {
                 write!(f, "Timeout: AppConfigData did not answer in time ({phase})")
             }
             UpstreamError::Connection { message } => {
-                write!(f, "ConnectionFailure: AppConfigData could not be reached: {message}")
+                write!(
+                    f,
+                    "ConnectionFailure: AppConfigData could not be reached: {message}"
+                )
             }
             UpstreamError::Malformed { message } => {
                 write!(f, "MalformedResponse: AppConfigData answered {message}")
@@ -153,7 +164,11 @@ impl Upstream {
         config: &UpstreamConfig,
         credentials: Arc<dyn CredentialSource>,
     ) -> Result<Self, UpstreamError> {
-        let agent = http_agent(config.request_timeout, config.max_connections, &config.proxy)?;
+        let agent = http_agent(
+            config.request_timeout,
+            config.max_connections,
+            &config.proxy,
+        )?;
         Ok(Upstream {
             agent,
             endpoint: config.endpoint.clone(),
@@ -182,10 +197,14 @@ impl Upstream {
         if !(200..300).contains(&answer.status) {
             return Err(classify_error(&answer));
         }
-        let json: serde_json::Value = serde_json::from_slice(&answer.body).map_err(|_| {
-            UpstreamError::Malformed { message: "a session body that is not JSON".into() }
-        })?;
-        match json.get("InitialConfigurationToken").and_then(|t| t.as_str()) {
+        let json: serde_json::Value =
+            serde_json::from_slice(&answer.body).map_err(|_| UpstreamError::Malformed {
+                message: "a session body that is not JSON".into(),
+            })?;
+        match json
+            .get("InitialConfigurationToken")
+            .and_then(|t| t.as_str())
+        {
             Some(token) if !token.is_empty() => Ok(SessionToken::new(token)),
             _ => Err(UpstreamError::Malformed {
                 message: "a session without InitialConfigurationToken".into(),
@@ -225,11 +244,18 @@ impl Upstream {
                     .filter(|v| !v.is_empty())
                     .unwrap_or("application/octet-stream")
                     .to_string(),
-                version: answer.header("version-label").filter(|v| !v.is_empty()).map(str::to_string),
+                version: answer
+                    .header("version-label")
+                    .filter(|v| !v.is_empty())
+                    .map(str::to_string),
                 bytes: answer.body,
             })
         };
-        Ok(Poll { next_token, advised_interval, content })
+        Ok(Poll {
+            next_token,
+            advised_interval,
+            content,
+        })
     }
 
     /// One signed call. A 403 `ExpiredTokenException` makes the credentials be fetched again
@@ -254,7 +280,10 @@ impl Upstream {
                     started.elapsed().as_millis()
                 ),
                 Err(SendFailure::Reset(e) | SendFailure::Final(e)) => {
-                    log::debug!("{operation}: {e} after {} ms", started.elapsed().as_millis())
+                    log::debug!(
+                        "{operation}: {e} after {} ms",
+                        started.elapsed().as_millis()
+                    )
                 }
             }
             match result {
@@ -274,10 +303,21 @@ impl Upstream {
     }
 
     fn send_once(&self, method: &str, url: &str, body: &[u8]) -> Result<Answer, SendFailure> {
-        let credentials = self.credentials.credentials().map_err(UpstreamError::Credentials)?;
-        let content_type: &[(&str, &str)] =
-            if method == "POST" { &[("content-type", "application/json")] } else { &[] };
-        let request = RequestToSign { method, url, headers: content_type, body };
+        let credentials = self
+            .credentials
+            .credentials()
+            .map_err(UpstreamError::Credentials)?;
+        let content_type: &[(&str, &str)] = if method == "POST" {
+            &[("content-type", "application/json")]
+        } else {
+            &[]
+        };
+        let request = RequestToSign {
+            method,
+            url,
+            headers: content_type,
+            body,
+        };
         let signed = signing::sign_request(
             &request,
             &credentials,
@@ -285,7 +325,9 @@ impl Upstream {
             APPCONFIG_SERVICE,
             SystemTime::now(),
         )
-        .map_err(|e| UpstreamError::Internal { message: e.to_string() })?;
+        .map_err(|e| UpstreamError::Internal {
+            message: e.to_string(),
+        })?;
 
         let mut builder = ureq::http::Request::builder().method(method).uri(url);
         for (name, value) in content_type.iter().copied() {
@@ -296,7 +338,9 @@ impl Upstream {
         }
         let request = builder
             .body(body.to_vec())
-            .map_err(|e| UpstreamError::Internal { message: format!("bad request: {e}") })?;
+            .map_err(|e| UpstreamError::Internal {
+                message: format!("bad request: {e}"),
+            })?;
 
         let _slot = self.slots.acquire();
         let response = self.agent.run(request).map_err(SendFailure::from_ureq)?;
@@ -305,7 +349,10 @@ impl Upstream {
             .headers()
             .iter()
             .filter_map(|(name, value)| {
-                value.to_str().ok().map(|v| (name.as_str().to_string(), v.to_string()))
+                value
+                    .to_str()
+                    .ok()
+                    .map(|v| (name.as_str().to_string(), v.to_string()))
             })
             .collect();
         let limit = if (200..300).contains(&status) {
@@ -314,7 +361,11 @@ impl Upstream {
             MAX_SMALL_BODY_BYTES
         };
         let mut body = Vec::new();
-        let read = response.into_body().into_reader().take(limit + 1).read_to_end(&mut body);
+        let read = response
+            .into_body()
+            .into_reader()
+            .take(limit + 1)
+            .read_to_end(&mut body);
         if let Err(e) = read {
             // The request reached the service (a status came back), so its token is spent:
             // never resend it, whatever broke the body.
@@ -323,7 +374,11 @@ impl Upstream {
         if body.len() as u64 > limit {
             return Err(SendFailure::Final(UpstreamError::TooLarge));
         }
-        Ok(Answer { status, headers, body })
+        Ok(Answer {
+            status,
+            headers,
+            body,
+        })
     }
 }
 
@@ -377,7 +432,10 @@ struct Answer {
 
 impl Answer {
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -391,27 +449,36 @@ impl SendFailure {
     fn from_ureq(error: ureq::Error) -> SendFailure {
         match error {
             ureq::Error::Io(e) => SendFailure::from_io(e),
-            ureq::Error::Timeout(phase) => {
-                SendFailure::Final(UpstreamError::Timeout { phase: timeout_phase(phase) })
-            }
-            other => SendFailure::Final(UpstreamError::Connection { message: other.to_string() }),
+            ureq::Error::Timeout(phase) => SendFailure::Final(UpstreamError::Timeout {
+                phase: timeout_phase(phase),
+            }),
+            other => SendFailure::Final(UpstreamError::Connection {
+                message: other.to_string(),
+            }),
         }
     }
 
     fn from_io(error: io::Error) -> SendFailure {
-        let connection = UpstreamError::Connection { message: error.to_string() };
+        let connection = UpstreamError::Connection {
+            message: error.to_string(),
+        };
         match error.kind() {
             io::ErrorKind::ConnectionReset
             | io::ErrorKind::ConnectionAborted
             | io::ErrorKind::BrokenPipe
             | io::ErrorKind::UnexpectedEof => SendFailure::Reset(connection),
             io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => {
-                SendFailure::Final(UpstreamError::Timeout { phase: "reading the answer" })
+                SendFailure::Final(UpstreamError::Timeout {
+                    phase: "reading the answer",
+                })
             }
-            _ => match error.get_ref().and_then(|inner| inner.downcast_ref::<ureq::Error>()) {
-                Some(ureq::Error::Timeout(phase)) => {
-                    SendFailure::Final(UpstreamError::Timeout { phase: timeout_phase(*phase) })
-                }
+            _ => match error
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<ureq::Error>())
+            {
+                Some(ureq::Error::Timeout(phase)) => SendFailure::Final(UpstreamError::Timeout {
+                    phase: timeout_phase(*phase),
+                }),
                 _ => SendFailure::Final(connection),
             },
         }
@@ -446,21 +513,31 @@ fn timeout_phase(phase: ureq::Timeout) -> &'static str {
 /// The error name of wire.md §2: `x-amzn-ErrorType`, else the body's `code`/`Code`/`__type`,
 /// cut at the first `:` and after the last `#`.
 fn error_code(answer: &Answer) -> String {
-    let raw = answer.header("x-amzn-errortype").map(str::to_string).or_else(|| {
-        let json: serde_json::Value = serde_json::from_slice(&answer.body).ok()?;
-        ["code", "Code", "__type"]
-            .iter()
-            .find_map(|k| json.get(*k).and_then(|v| v.as_str()).map(str::to_string))
-    });
+    let raw = answer
+        .header("x-amzn-errortype")
+        .map(str::to_string)
+        .or_else(|| {
+            let json: serde_json::Value = serde_json::from_slice(&answer.body).ok()?;
+            ["code", "Code", "__type"]
+                .iter()
+                .find_map(|k| json.get(*k).and_then(|v| v.as_str()).map(str::to_string))
+        });
     let raw = raw.unwrap_or_default();
     let before_colon = raw.split(':').next().unwrap_or_default();
-    before_colon.rsplit('#').next().unwrap_or_default().trim().to_string()
+    before_colon
+        .rsplit('#')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_string()
 }
 
 fn error_message(answer: &Answer) -> String {
     let json: Option<serde_json::Value> = serde_json::from_slice(&answer.body).ok();
     let message = json.as_ref().and_then(|json| {
-        ["Message", "message"].iter().find_map(|k| json.get(*k).and_then(|v| v.as_str()))
+        ["Message", "message"]
+            .iter()
+            .find_map(|k| json.get(*k).and_then(|v| v.as_str()))
     });
     match message {
         Some(m) => m.chars().filter(|c| !c.is_control()).take(512).collect(),
@@ -497,8 +574,16 @@ fn classify_error(answer: &Answer) -> UpstreamError {
             | "InvalidSignatureException"
             | "ExpiredTokenException",
         ) => UpstreamError::Denied { code, message },
-        (500.., _) => UpstreamError::ServerError { status, code, message },
-        _ => UpstreamError::Rejected { status, code, message },
+        (500.., _) => UpstreamError::ServerError {
+            status,
+            code,
+            message,
+        },
+        _ => UpstreamError::Rejected {
+            status,
+            code,
+            message,
+        },
     }
 }
 
@@ -512,9 +597,15 @@ fn is_token_problem(answer: &Answer) -> bool {
     let in_details = json
         .pointer("/Details/InvalidParameters")
         .and_then(|p| p.as_object())
-        .is_some_and(|params| params.keys().any(|k| k.to_ascii_lowercase().contains("token")));
+        .is_some_and(|params| {
+            params
+                .keys()
+                .any(|k| k.to_ascii_lowercase().contains("token"))
+        });
     let in_message = ["Message", "message"].iter().any(|k| {
-        json.get(*k).and_then(|v| v.as_str()).is_some_and(|m| m.to_ascii_lowercase().contains("token"))
+        json.get(*k)
+            .and_then(|v| v.as_str())
+            .is_some_and(|m| m.to_ascii_lowercase().contains("token"))
     });
     in_details || in_message
 }
@@ -529,13 +620,19 @@ struct Slot<'a>(&'a ConnectionSlots);
 
 impl ConnectionSlots {
     fn new(max: usize) -> Self {
-        ConnectionSlots { free: Mutex::new(max.max(1)), released: Condvar::new() }
+        ConnectionSlots {
+            free: Mutex::new(max.max(1)),
+            released: Condvar::new(),
+        }
     }
 
     fn acquire(&self) -> Slot<'_> {
         let mut free = crate::cache::lock(&self.free);
         while *free == 0 {
-            free = self.released.wait(free).unwrap_or_else(|poisoned| poisoned.into_inner());
+            free = self
+                .released
+                .wait(free)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
         }
         *free -= 1;
         Slot(self)
@@ -557,21 +654,41 @@ mod tests {
         let headers = error_type
             .map(|t| vec![("x-amzn-errortype".to_string(), t.to_string())])
             .unwrap_or_default();
-        Answer { status, headers, body: body.as_bytes().to_vec() }
+        Answer {
+            status,
+            headers,
+            body: body.as_bytes().to_vec(),
+        }
     }
 
     #[test]
     fn tokens_are_encoded_with_uppercase_hex() {
-        assert_eq!(percent_encode_query_value("AYADeJx+abc/def=="), "AYADeJx%2Babc%2Fdef%3D%3D");
+        assert_eq!(
+            percent_encode_query_value("AYADeJx+abc/def=="),
+            "AYADeJx%2Babc%2Fdef%3D%3D"
+        );
         assert_eq!(percent_encode_query_value("a-b_c.d~e"), "a-b_c.d~e");
     }
 
     #[test]
     fn error_names_are_cut_at_colon_and_hash() {
         let cases = [
-            (answer(429, Some("ThrottlingException:http://x"), ""), "ThrottlingException"),
-            (answer(404, None, r#"{"__type":"com.amazon#ResourceNotFoundException"}"#), "ResourceNotFoundException"),
-            (answer(400, None, r#"{"code":"BadRequestException"}"#), "BadRequestException"),
+            (
+                answer(429, Some("ThrottlingException:http://x"), ""),
+                "ThrottlingException",
+            ),
+            (
+                answer(
+                    404,
+                    None,
+                    r#"{"__type":"com.amazon#ResourceNotFoundException"}"#,
+                ),
+                "ResourceNotFoundException",
+            ),
+            (
+                answer(400, None, r#"{"code":"BadRequestException"}"#),
+                "BadRequestException",
+            ),
         ];
         for (answer, expected) in cases {
             assert_eq!(error_code(&answer), expected);
@@ -582,25 +699,52 @@ mod tests {
     fn failures_are_classified_once() {
         let expired = r#"{"Message":"Token expired","Reason":"InvalidParameters","Details":{"InvalidParameters":{"ConfigurationToken":{"Problem":"Expired"}}}}"#;
         let cases = [
-            (answer(400, Some("BadRequestException"), expired), "TokenRejected"),
-            (answer(400, Some("BadRequestException"), r#"{"Message":"bad app"}"#), "Rejected"),
+            (
+                answer(400, Some("BadRequestException"), expired),
+                "TokenRejected",
+            ),
+            (
+                answer(400, Some("BadRequestException"), r#"{"Message":"bad app"}"#),
+                "Rejected",
+            ),
             (answer(429, None, ""), "Throttled"),
-            (answer(403, Some("AccessDeniedException"), r#"{"Message":"no"}"#), "Denied"),
-            (answer(404, Some("ResourceNotFoundException"), "{}"), "NotFound"),
+            (
+                answer(403, Some("AccessDeniedException"), r#"{"Message":"no"}"#),
+                "Denied",
+            ),
+            (
+                answer(404, Some("ResourceNotFoundException"), "{}"),
+                "NotFound",
+            ),
             (answer(503, None, "oops"), "ServerError"),
         ];
         for (answer, expected) in cases {
             let classified = format!("{:?}", classify_error(&answer));
-            assert!(classified.starts_with(expected), "{classified} is not {expected}");
+            assert!(
+                classified.starts_with(expected),
+                "{classified} is not {expected}"
+            );
         }
     }
 
     #[test]
     fn only_transient_failures_are_retried_with_backoff() {
-        assert!(UpstreamError::Throttled { message: String::new() }.is_transient());
-        assert!(UpstreamError::Timeout { phase: "connecting" }.is_transient());
-        assert!(!UpstreamError::NotFound { message: String::new() }.is_transient());
-        assert!(!UpstreamError::Denied { code: String::new(), message: String::new() }
-            .is_transient());
+        assert!(UpstreamError::Throttled {
+            message: String::new()
+        }
+        .is_transient());
+        assert!(UpstreamError::Timeout {
+            phase: "connecting"
+        }
+        .is_transient());
+        assert!(!UpstreamError::NotFound {
+            message: String::new()
+        }
+        .is_transient());
+        assert!(!UpstreamError::Denied {
+            code: String::new(),
+            message: String::new()
+        }
+        .is_transient());
     }
 }
