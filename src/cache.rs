@@ -356,8 +356,17 @@ impl Cache {
                 match poll.content {
                     Some(content) => {
                         let snapshot = Snapshot::new(content);
-                        log_retrieval(&entry.key, state.data.as_deref(), &snapshot, elapsed_ms);
-                        state.data = Some(Arc::new(snapshot));
+                        let same = state.data.as_ref().is_some_and(|old| {
+                            old.etag == snapshot.etag
+                                && old.version == snapshot.version
+                                && old.content_type == snapshot.content_type
+                        });
+                        if same {
+                            log::debug!("{} sent again unchanged", entry.key);
+                        } else {
+                            log_retrieval(&entry.key, state.data.as_deref(), &snapshot, elapsed_ms);
+                            state.data = Some(Arc::new(snapshot));
+                        }
                     }
                     None if state.data.is_none() => {
                         log::info!("retrieved {} (empty) in {elapsed_ms} ms", entry.key);
