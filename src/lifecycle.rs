@@ -31,6 +31,7 @@ pub enum LifecycleError {
     Upstream(UpstreamError),
     Signals(String),
     Extensions(ExtensionError),
+    Unsupported(SettingsError),
 }
 
 impl fmt::Display for LifecycleError {
@@ -40,6 +41,7 @@ impl fmt::Display for LifecycleError {
             LifecycleError::Upstream(e) => write!(f, "{e}"),
             LifecycleError::Signals(e) => write!(f, "cannot watch for SIGTERM and SIGINT: {e}"),
             LifecycleError::Extensions(e) => write!(f, "{e}"),
+            LifecycleError::Unsupported(e) => write!(f, "{e}"),
         }
     }
 }
@@ -89,6 +91,18 @@ impl Agent {
 /// `AWS_LAMBDA_RUNTIME_API` is set, else standalone. `extension_name` is the executable's file
 /// name. Returns after a clean shutdown.
 pub fn run(settings: Settings, extension_name: &str) -> Result<(), LifecycleError> {
+    if let Some(unsupported) = unsupported_setting(&settings) {
+        if let Some(runtime_api) = &settings.lambda_runtime_api {
+            report_settings_error(runtime_api, extension_name, &unsupported);
+        }
+        return Err(LifecycleError::Unsupported(unsupported));
+    }
+    if settings.backup_directory.is_some() {
+        log::warn!("BACKUP_DIRECTORY is not supported yet and is ignored; no disk copies are kept");
+    }
+    if settings.proxy.as_ref().is_some_and(|proxy| !proxy.headers.is_empty()) {
+        log::warn!("PROXY_HEADERS is not supported yet and is ignored; PROXY_URL is used alone");
+    }
     match &settings.lambda_runtime_api {
         Some(runtime_api) => run_lambda(&settings, runtime_api, extension_name),
         None => run_standalone(&settings),
@@ -106,6 +120,25 @@ pub fn report_settings_error(runtime_api: &str, extension_name: &str, error: &Se
     if let Err(e) = client.init_error("Extension.ConfigInvalid", &error.to_string()) {
         log::error!("{e}");
     }
+}
+
+/// Settings that change where data comes from are refused rather than ignored, so nobody
+/// believes they are served local files or a manifest's role while the agent calls AWS.
+fn unsupported_setting(settings: &Settings) -> Option<SettingsError> {
+    let (variable, what) = if settings.local_development_directory.is_some() {
+        ("LOCAL_DEVELOPMENT_DIRECTORY", "local development mode")
+    } else if settings.manifest.is_some() {
+        ("MANIFEST", "the manifest")
+    } else {
+        return None;
+    };
+    Some(SettingsError {
+        variable: variable.to_string(),
+        message: format!(
+            "{variable} is set, but {what} is not supported by this version; unset it \
+             (see Limitations in the README)"
+        ),
+    })
 }
 
 /// Lambda extension mode (product.md §5): bind, register, prefetch, then loop on events.
