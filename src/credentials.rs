@@ -287,7 +287,7 @@ impl Clock for SystemClock {
 }
 
 /// What the credential sources need to make HTTP calls.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct HttpContext {
     /// The shared outbound agent. STS calls use its proxy settings; container and instance
     /// metadata calls never go through a proxy.
@@ -301,6 +301,18 @@ pub struct HttpContext {
     /// Running as a Lambda extension: AssumeRole asks for 3600 s (wire.md §3) and instance
     /// metadata is never tried.
     pub is_lambda: bool,
+}
+
+impl fmt::Debug for HttpContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The agent is left out: its configuration may carry proxy settings.
+        f.debug_struct("HttpContext")
+            .field("region", &self.region)
+            .field("sts_endpoint", &self.sts_endpoint)
+            .field("timeout", &self.timeout)
+            .field("is_lambda", &self.is_lambda)
+            .finish_non_exhaustive()
+    }
 }
 
 /// How long before expiry fetched credentials (container endpoint, instance metadata) are
