@@ -9,12 +9,12 @@ use std::thread;
 use std::time::Duration;
 
 use crate::cache::{lock, Cache, CacheConfig};
-use crate::credentials::{CredentialSource, EnvironmentCredentials};
+use crate::credentials::{self, CredentialsError, HttpContext};
 use crate::extension_api::{Event, ExtensionError, ExtensionsClient};
 use crate::routes::Router;
 use crate::server::{HttpServer, ServerError};
 use crate::settings::{Settings, SettingsError};
-use crate::upstream::{Upstream, UpstreamConfig, UpstreamError};
+use crate::upstream::{self, Upstream, UpstreamConfig, UpstreamError};
 
 /// The standalone timer wakes at least this often to look for due entries, so entries created
 /// by requests are refreshed on time without a wake-up per entry.
@@ -32,6 +32,7 @@ pub enum LifecycleError {
     Signals(String),
     Extensions(ExtensionError),
     Unsupported(SettingsError),
+    Credentials(CredentialsError),
 }
 
 impl fmt::Display for LifecycleError {
@@ -42,6 +43,7 @@ impl fmt::Display for LifecycleError {
             LifecycleError::Signals(e) => write!(f, "cannot watch for SIGTERM and SIGINT: {e}"),
             LifecycleError::Extensions(e) => write!(f, "{e}"),
             LifecycleError::Unsupported(e) => write!(f, "{e}"),
+            LifecycleError::Credentials(e) => write!(f, "{e}"),
         }
     }
 }
@@ -56,15 +58,25 @@ struct Agent {
 
 impl Agent {
     fn start(settings: &Settings) -> Result<Agent, LifecycleError> {
-        let credentials: Arc<dyn CredentialSource> =
-            Arc::new(EnvironmentCredentials::new(&settings.credentials));
+        let proxy = settings.proxy.as_ref().map(|p| p.url.clone());
+        let http = HttpContext {
+            agent: upstream::http_agent(settings.request_timeout, settings.max_connections, &proxy)
+                .map_err(LifecycleError::Upstream)?,
+            region: settings.region.clone(),
+            sts_endpoint: settings.sts_endpoint.clone(),
+            timeout: settings.request_timeout,
+            is_lambda: settings.lambda_runtime_api.is_some(),
+        };
+        let credentials =
+            credentials::build_source(&settings.credentials, settings.role.as_ref(), &http)
+                .map_err(LifecycleError::Credentials)?;
         let upstream = Upstream::new(
             &UpstreamConfig {
                 endpoint: settings.appconfigdata_endpoint.clone(),
                 region: settings.region.clone(),
                 request_timeout: settings.request_timeout,
                 max_connections: settings.max_connections,
-                proxy: settings.proxy.as_ref().map(|p| p.url.clone()),
+                proxy,
             },
             credentials,
         )
@@ -100,7 +112,11 @@ pub fn run(settings: Settings, extension_name: &str) -> Result<(), LifecycleErro
     if settings.backup_directory.is_some() {
         log::warn!("BACKUP_DIRECTORY is not supported yet and is ignored; no disk copies are kept");
     }
-    if settings.proxy.as_ref().is_some_and(|proxy| !proxy.headers.is_empty()) {
+    if settings
+        .proxy
+        .as_ref()
+        .is_some_and(|proxy| !proxy.headers.is_empty())
+    {
         log::warn!("PROXY_HEADERS is not supported yet and is ignored; PROXY_URL is used alone");
     }
     match &settings.lambda_runtime_api {
@@ -109,16 +125,25 @@ pub fn run(settings: Settings, extension_name: &str) -> Result<(), LifecycleErro
     }
 }
 
-/// Reports a settings error inside Lambda: registers (Lambda accepts `init/error` only from a
-/// registered extension), posts `init/error` with `Extension.ConfigInvalid`, and returns; the
-/// caller then exits 1 (product.md §5).
+/// Reports a settings error inside Lambda and returns; the caller then exits 1 (product.md §5).
 pub fn report_settings_error(runtime_api: &str, extension_name: &str, error: &SettingsError) {
+    report_init_error(
+        runtime_api,
+        extension_name,
+        "Extension.ConfigInvalid",
+        &error.to_string(),
+    );
+}
+
+/// Registers (Lambda accepts `init/error` only from a registered extension) and posts
+/// `init/error`. Failures to report are logged: the exit that follows tells Lambda anyway.
+fn report_init_error(runtime_api: &str, extension_name: &str, error_type: &str, message: &str) {
     let mut client = ExtensionsClient::new(runtime_api);
-    if let Err(e) = client.register(extension_name) {
-        log::error!("{e}");
-    }
-    if let Err(e) = client.init_error("Extension.ConfigInvalid", &error.to_string()) {
-        log::error!("{e}");
+    let reported = client
+        .register(extension_name)
+        .and_then(|()| client.init_error(error_type, message));
+    if let Err(report) = reported {
+        log::error!("{report}");
     }
 }
 
@@ -148,7 +173,17 @@ fn run_lambda(
     extension_name: &str,
 ) -> Result<(), LifecycleError> {
     // Bind first, so a handler that calls during INIT can connect (product.md §5 step 1).
-    let agent = Agent::start(settings)?;
+    let agent = match Agent::start(settings) {
+        Ok(agent) => agent,
+        Err(e) => {
+            let error_type = match e {
+                LifecycleError::Listen(_) => "Extension.ListenFailed",
+                _ => "Extension.ConfigInvalid",
+            };
+            report_init_error(runtime_api, extension_name, error_type, &e.to_string());
+            return Err(e);
+        }
+    };
     log::info!(
         "appconfig-lite {} started as Lambda extension {extension_name}, listening on {}, region {}",
         env!("CARGO_PKG_VERSION"),
