@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 
 use super::wait_until;
 
-/// How long the agent may take to log its listening address.
+/// The agent binary Cargo built for this test run.
+pub const AGENT_BINARY: &str = env!("CARGO_BIN_EXE_appconfig-lite");
+/// How long the agent may take to log its listening address, or to exit when expected to.
 const START_BOUND: Duration = Duration::from_secs(10);
 /// Read timeout of the raw client.
 const CLIENT_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -59,7 +61,18 @@ impl AgentProcess {
     /// and `AWS_EC2_METADATA_DISABLED=true` unless given) and waits up to 10 s for the log line
     /// `listening on ADDR`. Panics, showing the log, if the agent exits or never logs it.
     pub fn start<K: AsRef<str>, V: AsRef<str>>(vars: &[(K, V)]) -> Self {
-        let mut agent = Self::spawn(vars);
+        Self::start_program(AGENT_BINARY, &[], vars)
+    }
+
+    /// Like [`Self::start`] for any program and arguments: a copy of the agent under another
+    /// file name (the Lambda extension name is the basename of argv[0]), or a stand-in in the
+    /// harness's own tests.
+    pub fn start_program<K: AsRef<str>, V: AsRef<str>>(
+        program: &str,
+        args: &[&str],
+        vars: &[(K, V)],
+    ) -> Self {
+        let mut agent = Self::spawn(program, args, vars);
         let found = wait_until(START_BOUND, || {
             listening_addr(&agent.stderr_text()).is_some() || agent.has_exited()
         });
@@ -121,7 +134,8 @@ impl AgentProcess {
         );
     }
 
-    /// Waits up to `bound` for the agent to exit; `None` if it is still running.
+    /// Waits up to `bound` for the agent to exit; `None` if it is still running. After an exit,
+    /// the captured output is complete.
     pub fn wait_exit(&mut self, bound: Duration) -> Option<ExitStatus> {
         let deadline = Instant::now() + bound;
         loop {
@@ -147,11 +161,11 @@ impl AgentProcess {
         self.request("GET", path, &[])
     }
 
-    fn spawn<K: AsRef<str>, V: AsRef<str>>(vars: &[(K, V)]) -> Self {
+    fn spawn<K: AsRef<str>, V: AsRef<str>>(program: &str, args: &[&str], vars: &[(K, V)]) -> Self {
         let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_ref(), v.as_ref())).collect();
         check_loopback_only(&vars);
-        let mut command = Command::new(env!("CARGO_BIN_EXE_appconfig-lite"));
-        command.env_clear();
+        let mut command = Command::new(program);
+        command.args(args).env_clear();
         if let Some(path) = std::env::var_os("PATH") {
             command.env("PATH", path);
         }
@@ -173,7 +187,9 @@ impl AgentProcess {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut child = command.spawn().expect("spawn the appconfig-lite binary");
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|error| panic!("cannot run {program}: {error}"));
 
         let stderr = Arc::new(Mutex::new(String::new()));
         let stdout = Arc::new(Mutex::new(String::new()));
@@ -206,23 +222,47 @@ impl AgentProcess {
 }
 
 impl Drop for AgentProcess {
+    /// Kills the process. The capture threads end by themselves when the pipes close; they are
+    /// not joined, so a stray grandchild holding a pipe cannot block the test.
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        self.join_readers();
     }
+}
+
+/// A program that ran to its end.
+#[derive(Debug)]
+pub struct Exited {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
 }
 
 /// Runs the agent with `vars` (same defaults as [`AgentProcess::start`]) and expects it to exit
 /// by itself within 10 s, as on a start-up error. Returns the exit status and stderr. Panics,
 /// showing the log, if it is still running.
 pub fn start_expect_exit<K: AsRef<str>, V: AsRef<str>>(vars: &[(K, V)]) -> (ExitStatus, String) {
-    let mut agent = AgentProcess::spawn(vars);
-    match agent.wait_exit(START_BOUND) {
-        Some(status) => (status, agent.stderr_text()),
+    let exited = run_to_exit(AGENT_BINARY, &[], vars);
+    (exited.status, exited.stderr)
+}
+
+/// Runs `program` with `args` and `vars` (same defaults as [`AgentProcess::start`]), e.g. the
+/// agent with `--version`, and waits up to 10 s for it to exit. Panics if it does not.
+pub fn run_to_exit<K: AsRef<str>, V: AsRef<str>>(
+    program: &str,
+    args: &[&str],
+    vars: &[(K, V)],
+) -> Exited {
+    let mut process = AgentProcess::spawn(program, args, vars);
+    match process.wait_exit(START_BOUND) {
+        Some(status) => Exited {
+            status,
+            stdout: process.stdout_text(),
+            stderr: process.stderr_text(),
+        },
         None => panic!(
-            "the agent did not exit within {START_BOUND:?}; stderr:\n{}",
-            { agent.stderr_text() }
+            "{program} did not exit within {START_BOUND:?}; stderr:\n{}",
+            process.stderr_text()
         ),
     }
 }

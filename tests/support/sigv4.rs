@@ -20,7 +20,7 @@ const ALGORITHM: &str = "AWS4-HMAC-SHA256";
 pub const DEFAULT_MAX_CLOCK_SKEW: Duration = Duration::from_secs(5 * 60);
 
 /// The credentials a fake expects requests to be signed with.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct ExpectedCredentials {
     pub access_key: String,
     pub secret_key: String,
@@ -192,7 +192,8 @@ impl Verifier {
             });
         }
         let scope_checks = [
-            ("date", auth.scope_date, &amz_date[..amz_date.len().min(8)]),
+            // `parse_amz_date` accepted it, so it is 16 ASCII characters.
+            ("date", auth.scope_date, &amz_date[..8]),
             ("region", auth.scope_region, self.region.as_str()),
             ("service", auth.scope_service, self.service.as_str()),
             ("terminator", auth.scope_terminator, "aws4_request"),
@@ -225,30 +226,12 @@ impl Verifier {
                 return Err(SignatureError::HeaderNotSigned(required.to_string()));
             }
         }
-        let sent_token = header_value(request.headers, "x-amz-security-token");
-        match (&self.credentials.session_token, sent_token) {
-            (Some(_), None) => return Err(SignatureError::SecurityTokenMissing),
-            (None, Some(_)) => return Err(SignatureError::UnexpectedSecurityToken),
-            (Some(expected), Some(sent)) if expected != sent => {
-                return Err(SignatureError::SecurityTokenMismatch)
-            }
-            _ => {}
-        }
-        if sent_token.is_some() && !auth.signed_headers.contains(&"x-amz-security-token") {
-            return Err(SignatureError::HeaderNotSigned(
-                "x-amz-security-token".to_string(),
-            ));
-        }
+        self.check_security_token(request, &auth.signed_headers)?;
 
         let canonical = canonical_request(request, &auth.signed_headers)?;
-        let scope = format!(
-            "{}/{}/{}/aws4_request",
-            auth.scope_date, self.region, self.service
-        );
         let expected = compute_signature(
             &self.credentials.secret_key,
             amz_date,
-            &scope,
             &self.region,
             &self.service,
             &canonical,
@@ -261,6 +244,27 @@ impl Verifier {
             });
         }
         Ok(())
+    }
+
+    /// wire.md §5: `X-Amz-Security-Token` is sent unencoded and signed, and must be the
+    /// credentials' own token.
+    fn check_security_token(
+        &self,
+        request: &ReceivedRequest<'_>,
+        signed_headers: &[&str],
+    ) -> Result<(), SignatureError> {
+        let sent = header_value(request.headers, "x-amz-security-token");
+        match (&self.credentials.session_token, sent) {
+            (Some(_), None) => Err(SignatureError::SecurityTokenMissing),
+            (None, Some(_)) => Err(SignatureError::UnexpectedSecurityToken),
+            (Some(expected), Some(sent)) if expected != sent => {
+                Err(SignatureError::SecurityTokenMismatch)
+            }
+            (Some(_), Some(_)) if !signed_headers.contains(&"x-amz-security-token") => Err(
+                SignatureError::HeaderNotSigned("x-amz-security-token".to_string()),
+            ),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -300,7 +304,6 @@ pub fn sign_headers(
     let signature = compute_signature(
         &credentials.secret_key,
         &amz_date,
-        &scope,
         region,
         service,
         &canonical,
@@ -357,20 +360,21 @@ pub fn canonical_request(
 }
 
 /// Derives the signing key (secret → date → region → service → `aws4_request`) and signs the
-/// string to sign built from `amz_date`, `scope` and the canonical request. Returns lowercase hex.
+/// string to sign built from `amz_date`, the credential scope and the canonical request.
+/// Returns lowercase hex.
 pub fn compute_signature(
     secret_key: &str,
     amz_date: &str,
-    scope: &str,
     region: &str,
     service: &str,
     canonical_request: &str,
 ) -> String {
+    let date = amz_date.get(..8).unwrap_or(amz_date);
+    let scope = format!("{date}/{region}/{service}/aws4_request");
     let string_to_sign = format!(
         "{ALGORITHM}\n{amz_date}\n{scope}\n{}",
         hex(&Sha256::digest(canonical_request.as_bytes()))
     );
-    let date = &amz_date[..amz_date.len().min(8)];
     let key = hmac_sha256(format!("AWS4{secret_key}").as_bytes(), date.as_bytes());
     let key = hmac_sha256(&key, region.as_bytes());
     let key = hmac_sha256(&key, service.as_bytes());
