@@ -28,6 +28,15 @@ fn agent_harness_finds_the_listening_address_and_delivers_signals() {
 }
 
 #[test]
+fn agent_harness_reads_the_address_from_a_json_log_line() {
+    let script =
+        r#"echo '{"level":"INFO","message":"listening on [::1]:2772"}' >&2; exec sleep 30"#;
+    let agent =
+        AgentProcess::start_program("sh", &["-c", script], &[("AWS_LAMBDA_LOG_FORMAT", "JSON")]);
+    assert_eq!(agent.addr(), "[::1]:2772".parse().unwrap());
+}
+
+#[test]
 fn agent_harness_returns_the_status_and_output_of_a_program_that_exits() {
     let script = "echo out; echo 'HTTP_PORT is \"x\"' >&2; exit 3";
     let exited = run_to_exit("sh", &["-c", script], &[("HTTP_PORT", "x")]);

@@ -3,7 +3,7 @@
 //! Owns the child process (clean environment, captured output, start-up and exit waits,
 //! signals) and the byte-exact client. It must not reach beyond loopback: it refuses variables
 //! that point at a metadata address or a non-loopback AWS endpoint, and points the AWS endpoints
-//! at a closed loopback port when a test leaves them unset. Talks to no other support module.
+//! at a closed loopback port when a test leaves them unset. Uses only `support::wait_until`.
 
 use std::fmt;
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -59,7 +59,8 @@ pub struct AgentProcess {
 impl AgentProcess {
     /// Starts the agent with exactly `vars` (plus `PATH`; `HTTP_PORT=0`, loopback AWS endpoints
     /// and `AWS_EC2_METADATA_DISABLED=true` unless given) and waits up to 10 s for the log line
-    /// `listening on ADDR`. Panics, showing the log, if the agent exits or never logs it.
+    /// `listening on ADDR` on stderr (so not with `LOG_PATH`; a JSON log line works too).
+    /// Panics, showing the log, if the agent exits or never logs it.
     pub fn start<K: AsRef<str>, V: AsRef<str>>(vars: &[(K, V)]) -> Self {
         Self::start_program(AGENT_BINARY, &[], vars)
     }
@@ -490,7 +491,9 @@ fn listening_addr(log: &str) -> Option<SocketAddr> {
     log.lines().find_map(|line| {
         let rest = &line[line.find(LISTENING_MARKER)? + LISTENING_MARKER.len()..];
         let word = rest.split_whitespace().next()?;
-        word.trim_end_matches([',', '.', ';', ')']).parse().ok()
+        word.trim_end_matches([',', '.', ';', ')', '"', '}'])
+            .parse()
+            .ok()
     })
 }
 

@@ -49,7 +49,9 @@ pub struct Verifier {
     pub max_clock_skew: Option<Duration>,
 }
 
-/// Why a request's signature was refused. Messages never contain the secret key or tokens.
+/// Why a request's signature was refused. Messages never contain the secret key; the canonical
+/// request shown by `SignatureMismatch` holds the signed header values, session token included
+/// (these are test credentials).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SignatureError {
     /// A header SigV4 needs (`authorization`, `x-amz-date`, `host`) was not sent.
@@ -417,9 +419,9 @@ pub fn canonical_query(query: &str) -> String {
         .filter(|pair| !pair.is_empty())
         .map(|pair| {
             let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            (encode_component(&decode_query_component(name)), {
-                encode_component(&decode_query_component(value))
-            })
+            let name = encode_component(&decode_query_component(name));
+            let value = encode_component(&decode_query_component(value));
+            (name, value)
         })
         .collect();
     pairs.sort();
