@@ -498,9 +498,16 @@ fn listening_addr(log: &str) -> Option<SocketAddr> {
 }
 
 /// Refuses variables that could send traffic off the machine (brief: loopback only): metadata
-/// addresses anywhere, and AWS endpoint overrides that are not loopback.
+/// addresses anywhere, AWS endpoint overrides that are not loopback, and
+/// `AWS_CONTAINER_CREDENTIALS_RELATIVE_URI`, which always means `http://169.254.170.2` (wire.md
+/// §4); a test of it needs the agent's host override pointed at a loopback fake, and then this
+/// check must learn that override's name.
 fn check_loopback_only(vars: &[(&str, &str)]) {
     for (name, value) in vars {
+        assert!(
+            !name.ends_with("CONTAINER_CREDENTIALS_RELATIVE_URI"),
+            "{name} would send the agent to 169.254.170.2; use FULL_URI with a loopback fake"
+        );
         let lower = value.to_ascii_lowercase();
         assert!(
             !lower.contains("169.254.") && !lower.contains("fd00:ec2"),
