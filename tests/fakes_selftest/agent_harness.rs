@@ -57,6 +57,10 @@ fn agent_harness_refuses_variables_that_leave_loopback() {
             "AWS_CONTAINER_CREDENTIALS_FULL_URI",
             "http://169.254.170.23/creds",
         ),
+        (
+            "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+            "/v2/credentials/abc",
+        ),
     ] {
         let outcome = panic::catch_unwind(|| run_to_exit("true", &[], &[(name, value)]));
         assert!(outcome.is_err(), "{name}={value} was accepted");
