@@ -1,0 +1,40 @@
+//! Shared test support: loopback fakes and the agent harness.
+//!
+//! Each fake lives in its own file and binds `127.0.0.1:0`; nothing here talks to any other
+//! host. Test files declare `mod support;` and use what they need, so unused items are allowed.
+//! - `sigv4`: an independent SigV4 verifier and signer (not aws-sigv4).
+//! - `http_wire`: server-side HTTP/1.1 framing shared by the fakes.
+//! - `appconfigdata`: the fake AppConfigData service (wire.md §2), with fault injection.
+//! - `agent`: runs the real binary and a raw HTTP/1.1 client.
+#![allow(
+    dead_code,
+    reason = "each test file uses only part of the support code"
+)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test support: a failed setup step should panic the test with its message"
+)]
+
+pub mod agent;
+pub mod appconfigdata;
+pub mod http_wire;
+pub mod sigv4;
+
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Polls `condition` every few milliseconds until it holds or `bound` passes; returns whether it
+/// held. Use it instead of sleeping: the bound only limits how long a failing test waits.
+pub fn wait_until(bound: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + bound;
+    loop {
+        if condition() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+}
