@@ -9,8 +9,9 @@
     reason = "a failed step in a test should fail it loudly"
 )]
 
-#[path = "support/extensions.rs"]
-mod extensions;
+mod support;
+
+use support::extensions;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;

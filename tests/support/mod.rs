@@ -5,6 +5,7 @@
 //! - `sigv4`: an independent SigV4 verifier and signer (not aws-sigv4).
 //! - `http_wire`: server-side HTTP/1.1 framing shared by the fakes.
 //! - `appconfigdata`: the fake AppConfigData service (wire.md §2), with fault injection.
+//! - `extensions`: the fake Lambda Extensions API (wire.md §1).
 //! - `agent`: runs the real binary and a raw HTTP/1.1 client.
 #![allow(
     dead_code,
@@ -18,6 +19,7 @@
 
 pub mod agent;
 pub mod appconfigdata;
+pub mod extensions;
 pub mod http_wire;
 pub mod sigv4;
 
