@@ -6,6 +6,9 @@
 //! - `http_wire`: server-side HTTP/1.1 framing shared by the fakes.
 //! - `appconfigdata`: the fake AppConfigData service (wire.md §2), with fault injection.
 //! - `agent`: runs the real binary and a raw HTTP/1.1 client.
+//! - `sts`: the fake STS for AssumeRole (wire.md §3), signatures checked by `sigv4`.
+//! - `container_credentials`: the fake container credentials endpoint (wire.md §4).
+//! - `imds`: the fake EC2 instance metadata service, IMDSv2 (wire.md §4).
 #![allow(
     dead_code,
     reason = "each test file uses only part of the support code"
@@ -18,8 +21,11 @@
 
 pub mod agent;
 pub mod appconfigdata;
+pub mod container_credentials;
 pub mod http_wire;
+pub mod imds;
 pub mod sigv4;
+pub mod sts;
 
 use std::thread;
 use std::time::{Duration, Instant};
