@@ -497,7 +497,13 @@ fn no_planted_secret_reaches_the_log_at_trace_through_every_credential_path() {
     assert_eq!(denied.status, 403, "{denied}");
     assert!(denied.text().starts_with("AccessDenied: "), "{denied}");
     assert_served(&agent, &get(1), 1);
-    fake.inject_fault(FaultScope::AnyOperation, Fault::ExpiredCredentials403, 1);
+    // Whichever session start comes next (this request's, or the timer's retry of flags0) gets
+    // the 403 and is retried with credentials fetched again.
+    fake.inject_fault(
+        FaultScope::StartConfigurationSession,
+        Fault::ExpiredCredentials403,
+        1,
+    );
     assert_served(&agent, &get(2), 2);
     // The timer refreshes every entry each second: wait for a few polls of each.
     let polled = wait_until(PATIENCE, || fake.get_latest_calls() >= 8);
