@@ -7,12 +7,7 @@
 //! is about it), and never sets `AWS_CONTAINER_CREDENTIALS_RELATIVE_URI`, whose host is fixed.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
 
-#[path = "support/container_credentials.rs"]
-mod container_credentials;
-#[path = "support/imds.rs"]
-mod imds;
-#[path = "support/sts.rs"]
-mod sts;
+mod support;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -24,9 +19,10 @@ use appconfig_lite::credentials::{
     build_source_with_clock, Clock, CredentialSettings, CredentialSource, Credentials,
     CredentialsError, HttpContext, RoleSettings, SystemClock,
 };
-use container_credentials::{ContainerAnswer, FakeContainerCredentials};
-use imds::FakeImds;
-use sts::{FakeSts, StsAnswer};
+use support::container_credentials::{ContainerAnswer, FakeContainerCredentials};
+use support::imds::FakeImds;
+use support::sigv4::ExpectedCredentials;
+use support::sts::{FakeSts, StsAnswer};
 
 /// 2099-12-31T12:00:00Z, the expiry the fakes use by default.
 const EXPIRY_2099: u64 = 4_102_401_600;
@@ -218,40 +214,6 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
-}
-
-/// Checks the shape of the SigV4 signature: signed with `key` for `sts` in eu-west-1, over
-/// content-type, host and date (and the session token when there is one). The cryptographic
-/// check is the shared verifier's job; this proves which credentials signed. Messages name
-/// no key, since they travel back as STS errors.
-fn signed_with(key: &'static str, token: Option<&'static str>) -> sts::Verifier {
-    Box::new(move |call| {
-        let authorization = call
-            .header("authorization")
-            .ok_or("no authorization header")?;
-        let date = call.header("x-amz-date").ok_or("no x-amz-date header")?;
-        let expected_start = format!(
-            "AWS4-HMAC-SHA256 Credential={key}/{}/",
-            &date[..8.min(date.len())]
-        );
-        if !authorization.starts_with(&expected_start) {
-            return Err("signed with other credentials or another date".into());
-        }
-        if !authorization.contains("/eu-west-1/sts/aws4_request,") {
-            return Err("wrong credential scope".into());
-        }
-        let signed_headers = match token {
-            Some(_) => "SignedHeaders=content-type;host;x-amz-date;x-amz-security-token,",
-            None => "SignedHeaders=content-type;host;x-amz-date,",
-        };
-        if !authorization.contains(signed_headers) {
-            return Err("unexpected signed headers".into());
-        }
-        if call.header("x-amz-security-token") != token {
-            return Err("session token header does not match".into());
-        }
-        Ok(())
-    })
 }
 
 // ----- which source is chosen -----
@@ -664,10 +626,23 @@ fn environment_base() -> CredentialSettings {
     ])
 }
 
+/// A fake STS that accepts only calls signed for `sts` in eu-west-1 (the region of [`http`])
+/// with the keys of [`environment_base`], checked by the shared SigV4 verifier.
+fn sts_verifying_the_base_keys() -> FakeSts {
+    FakeSts::start_verifying(
+        ExpectedCredentials {
+            access_key: "AKIABASEKEY".into(),
+            secret_key: "base-secret".into(),
+            session_token: Some("base-token".into()),
+        },
+        "eu-west-1",
+    )
+}
+
 #[test]
 fn assume_role_sends_arn_session_name_and_external_id_signed_by_the_base_keys() {
     capture_logs();
-    let sts = FakeSts::start_with_verifier(signed_with("AKIABASEKEY", Some("base-token")));
+    let sts = sts_verifying_the_base_keys();
     let role = role(Some("external id/with+odd=chars"), Some("my-session@app"));
     let source = build(
         &environment_base(),
@@ -687,6 +662,7 @@ fn assume_role_sends_arn_session_name_and_external_id_signed_by_the_base_keys() 
     );
     let calls = sts.calls();
     assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].signature_error, None);
     let form: Vec<(&str, &str)> = calls[0]
         .form
         .iter()
@@ -705,9 +681,58 @@ fn assume_role_sends_arn_session_name_and_external_id_signed_by_the_base_keys() 
 }
 
 #[test]
+fn sts_refuses_assume_role_signed_with_another_secret_or_session_token() {
+    capture_logs();
+    let cases = [
+        (
+            [
+                ("AWS_ACCESS_KEY_ID", "AKIABASEKEY"),
+                ("AWS_SECRET_ACCESS_KEY", "not-the-base-secret"),
+                ("AWS_SESSION_TOKEN", "base-token"),
+            ],
+            "SignatureDoesNotMatch",
+            "does not match",
+        ),
+        (
+            [
+                ("AWS_ACCESS_KEY_ID", "AKIABASEKEY"),
+                ("AWS_SECRET_ACCESS_KEY", "base-secret"),
+                ("AWS_SESSION_TOKEN", "another-token"),
+            ],
+            "InvalidClientTokenId",
+            "not the expected token",
+        ),
+    ];
+    for (pairs, code, reason) in cases {
+        let sts = sts_verifying_the_base_keys();
+        let role = role(None, None);
+        let source = build(
+            &settings(&pairs),
+            Some(&role),
+            &http(&sts.endpoint(), false),
+            Arc::new(SystemClock),
+        );
+
+        let error = source.credentials().unwrap_err();
+
+        let CredentialsError::AssumeRole {
+            code: sent,
+            message,
+        } = &error
+        else {
+            panic!("expected an STS error, got {error:?}");
+        };
+        assert_eq!(sent, code);
+        assert!(!message.contains("base-token"), "{message}");
+        let refused = sts.calls()[0].signature_error.clone().unwrap_or_default();
+        assert!(refused.contains(reason), "{refused}");
+    }
+}
+
+#[test]
 fn assume_role_in_lambda_asks_for_one_hour_under_a_default_session_name() {
     capture_logs();
-    let sts = FakeSts::start();
+    let sts = sts_verifying_the_base_keys();
     let role = role(None, None);
     let source = build(
         &environment_base(),
@@ -733,7 +758,7 @@ fn assume_role_in_lambda_asks_for_one_hour_under_a_default_session_name() {
 fn assume_role_is_called_once_for_many_concurrent_requests() {
     capture_logs();
     const CALLERS: usize = 16;
-    let sts = FakeSts::start();
+    let sts = sts_verifying_the_base_keys();
     sts.hold();
     let clock = TestClock::before_expiry(3600);
     let role = role(None, None);
@@ -770,7 +795,7 @@ fn assume_role_is_called_once_for_many_concurrent_requests() {
 #[test]
 fn sts_access_denied_reaches_the_caller_with_code_and_message() {
     capture_logs();
-    let sts = FakeSts::start();
+    let sts = sts_verifying_the_base_keys();
     let message = "User: arn:aws:iam::123456789012:user/dev is not authorized to perform: \
                    sts:AssumeRole on resource: arn:aws:iam::123456789012:role/appconfig-reader";
     sts.push_answer(StsAnswer::access_denied(message));
@@ -797,7 +822,7 @@ fn sts_access_denied_reaches_the_caller_with_code_and_message() {
 #[test]
 fn assumed_credentials_are_refreshed_ten_minutes_before_expiry() {
     capture_logs();
-    let sts = FakeSts::start();
+    let sts = sts_verifying_the_base_keys();
     sts.push_answer(StsAnswer::credentials(
         "ASIAROLEFIRST",
         "s",
@@ -839,7 +864,7 @@ fn assumed_credentials_are_refreshed_ten_minutes_before_expiry() {
 #[test]
 fn sts_answers_in_every_element_order_are_understood() {
     capture_logs();
-    let sts = FakeSts::start();
+    let sts = sts_verifying_the_base_keys();
     let role = role(None, None);
     let source = build(
         &environment_base(),

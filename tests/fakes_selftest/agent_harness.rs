@@ -61,10 +61,23 @@ fn agent_harness_refuses_variables_that_leave_loopback() {
             "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
             "/v2/credentials/abc",
         ),
+        ("AWS_ENDPOINT_URL_STS", "http://127.0.0.1.example.com"),
+        ("AWS_ENDPOINT_URL_STS", "http://127.0.0.1@example.com/"),
+        ("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://10.1.2.3"),
+        ("AWS_EC2_METADATA_DISABLED", "false"),
     ] {
         let outcome = panic::catch_unwind(|| run_to_exit("true", &[], &[(name, value)]));
         assert!(outcome.is_err(), "{name}={value} was accepted");
     }
+    let metadata_on_loopback = run_to_exit(
+        "true",
+        &[],
+        &[
+            ("AWS_EC2_METADATA_DISABLED", "false"),
+            ("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://[::1]:9"),
+        ],
+    );
+    assert!(metadata_on_loopback.status.success());
     let loopback = run_to_exit(
         "true",
         &[],

@@ -9,10 +9,11 @@ use serde_json::Value;
 
 use super::fake_client::{
     encode_token, error_name, fake_with_shop, initial_token, next_token, poll, send_signed,
-    send_signed_on, start_body, start_session, token_problem,
+    send_signed_as, send_signed_on, start_body, start_session, token_problem,
 };
 use crate::support::agent::Connection;
 use crate::support::appconfigdata::{Fault, FaultScope, Operation};
+use crate::support::sigv4::ExpectedCredentials;
 use crate::support::wait_until;
 
 #[test]
@@ -22,6 +23,7 @@ fn front_end_faults_answer_their_status_and_leave_the_token_usable() {
         (Fault::Status503, 503, "ServiceUnavailableException"),
         (Fault::Throttle429, 429, "ThrottlingException"),
         (Fault::Forbidden403, 403, "AccessDeniedException"),
+        (Fault::ExpiredCredentials403, 403, "ExpiredTokenException"),
     ];
     for (fault, status, name) in cases {
         let fake = fake_with_shop();
@@ -52,6 +54,35 @@ fn front_end_faults_answer_their_status_and_leave_the_token_usable() {
             vec![Some(fault), Some(fault), None, Some(fault), None]
         );
     }
+}
+
+#[test]
+fn expired_credentials_rotate_the_expected_credentials_once() {
+    let fake = fake_with_shop();
+    let old = fake.credentials();
+    fake.rotate_credentials_on_expiry("ASIANEWKEY", "new/secret+", Some("new-token=="));
+    let new = ExpectedCredentials {
+        access_key: "ASIANEWKEY".into(),
+        secret_key: "new/secret+".into(),
+        session_token: Some("new-token==".into()),
+    };
+    fake.inject_fault(FaultScope::AnyOperation, Fault::ExpiredCredentials403, 1);
+    let target = "/configurationsessions";
+    let body = start_body("shop", "prod", "flags");
+
+    let before = send_signed_as(&fake, &old, "POST", target, &body);
+    let old_again = send_signed_as(&fake, &old, "POST", target, &body);
+    let renewed = send_signed_as(&fake, &new, "POST", target, &body);
+
+    assert_eq!(
+        (before.status, error_name(&before)),
+        (403, Some("ExpiredTokenException"))
+    );
+    assert_eq!(
+        (old_again.status, error_name(&old_again)),
+        (403, Some("UnrecognizedClientException"))
+    );
+    assert_eq!(renewed.status, 201, "{renewed}");
 }
 
 #[test]

@@ -498,7 +498,9 @@ fn listening_addr(log: &str) -> Option<SocketAddr> {
 }
 
 /// Refuses variables that could send traffic off the machine (brief: loopback only): metadata
-/// addresses anywhere, AWS endpoint overrides that are not loopback, and
+/// addresses anywhere, AWS endpoint overrides (`AWS_ENDPOINT_URL*`, the container `FULL_URI`,
+/// `AWS_EC2_METADATA_SERVICE_ENDPOINT`) whose host is not loopback, instance metadata switched on
+/// without its endpoint pointed at a loopback fake (the default is 169.254.169.254), and
 /// `AWS_CONTAINER_CREDENTIALS_RELATIVE_URI`, which always means `http://169.254.170.2` (wire.md
 /// §4); a test of it needs the agent's host override pointed at a loopback fake, and then this
 /// check must learn that override's name.
@@ -513,12 +515,45 @@ fn check_loopback_only(vars: &[(&str, &str)]) {
             !lower.contains("169.254.") && !lower.contains("fd00:ec2"),
             "{name}={value} points at a metadata address; use a loopback fake"
         );
-        if name.starts_with("AWS_ENDPOINT_URL") || name.ends_with("CREDENTIALS_FULL_URI") {
-            let host = lower.split("://").nth(1).unwrap_or("");
-            let loopback = ["127.", "localhost", "[::1]"]
-                .iter()
-                .any(|h| host.starts_with(h));
-            assert!(loopback, "{name}={value} is not a loopback URL");
+        if name.starts_with("AWS_ENDPOINT_URL")
+            || name.ends_with("CREDENTIALS_FULL_URI")
+            || *name == "AWS_EC2_METADATA_SERVICE_ENDPOINT"
+        {
+            assert!(
+                is_loopback_url(value),
+                "{name}={value} is not a loopback URL"
+            );
         }
     }
+    let metadata_on = vars.iter().any(|(name, value)| {
+        *name == "AWS_EC2_METADATA_DISABLED" && !value.eq_ignore_ascii_case("true")
+    });
+    if metadata_on {
+        assert!(
+            vars.iter()
+                .any(|(name, _)| *name == "AWS_EC2_METADATA_SERVICE_ENDPOINT"),
+            "AWS_EC2_METADATA_DISABLED is not true but AWS_EC2_METADATA_SERVICE_ENDPOINT is \
+             unset, so the agent would call 169.254.169.254; point it at a loopback fake"
+        );
+    }
+}
+
+/// Whether `url` is `scheme://host[:port][/...]` with a loopback host: `127.0.0.0/8`, `[::1]`
+/// or `localhost`. User info before `@` is skipped, so `http://127.0.0.1@example.com` is not
+/// loopback.
+fn is_loopback_url(url: &str) -> bool {
+    let Some((_, rest)) = url.split_once("://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host_port = authority.rsplit('@').next().unwrap_or(authority);
+    let host = match host_port.strip_prefix('[') {
+        Some(bracketed) => bracketed.split(']').next().unwrap_or(""),
+        None => host_port.split(':').next().unwrap_or(""),
+    };
+    if host.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    host.parse::<std::net::IpAddr>()
+        .is_ok_and(|address| address.is_loopback())
 }

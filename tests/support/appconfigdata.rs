@@ -52,6 +52,10 @@ pub enum Fault {
     Throttle429,
     /// 403 `AccessDeniedException`; not processed.
     Forbidden403,
+    /// 403 `ExpiredTokenException`: the credentials that signed the call have expired, as AWS's
+    /// front end answers; not processed (a token stays valid). After it, the fake expects the
+    /// credentials given to [`FakeAppConfig::rotate_credentials_on_expiry`], if any.
+    ExpiredCredentials403,
     /// 400 `BadRequestException`, problem `Expired`; the token received is dead afterwards.
     ExpiredToken400,
     /// 400 `BadRequestException`, problem `Corrupted`; the token received is dead afterwards.
@@ -187,6 +191,22 @@ impl FakeAppConfig {
             secret_key: secret_key.to_string(),
             session_token: session_token.map(str::to_string),
         };
+    }
+
+    /// Models credentials that run out: the next `ExpiredCredentials403` fault answered also
+    /// makes the fake expect these credentials from then on (the old ones are expired), so a
+    /// client must fetch new ones before its retry is accepted.
+    pub fn rotate_credentials_on_expiry(
+        &self,
+        access_key: &str,
+        secret_key: &str,
+        session_token: Option<&str>,
+    ) {
+        self.lock().credentials_after_expiry = Some(ExpectedCredentials {
+            access_key: access_key.to_string(),
+            secret_key: secret_key.to_string(),
+            session_token: session_token.map(str::to_string),
+        });
     }
 
     /// The credentials currently expected, for tests that sign requests themselves.
@@ -327,6 +347,12 @@ impl FakeAppConfig {
     /// Every call so far, in arrival order.
     pub fn calls(&self) -> Vec<CallRecord> {
         self.lock().calls.clone()
+    }
+
+    /// Every configuration token handed out so far (initial and next ones, used or not), as
+    /// issued, in no particular order; for tests that look for them where they must not be.
+    pub fn issued_tokens(&self) -> Vec<String> {
+        self.lock().tokens.keys().cloned().collect()
     }
 
     /// Whether any configuration token arrived more than once (wire.md §2: single use).

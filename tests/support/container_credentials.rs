@@ -5,15 +5,6 @@
 //! error otherwise); answers `AccessKeyId`, `SecretAccessKey`, `Token`, `Expiration` from a
 //! script or, with the script empty, numbered credentials expiring at [`DEFAULT_EXPIRATION`].
 //! Records each call's path and `Authorization` value, in order.
-#![allow(
-    dead_code,
-    reason = "each test binary uses a different part of the fake"
-)]
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    reason = "test fakes fail loudly"
-)]
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};

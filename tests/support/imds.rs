@@ -5,15 +5,6 @@
 //! session token; the two `GET`s under `/latest/meta-data/iam/security-credentials/` need that
 //! token in `X-aws-ec2-metadata-token` (401 otherwise) and return the role name, then the
 //! role's credentials JSON (`Code: Success`). Records each call as `METHOD path`, in order.
-#![allow(
-    dead_code,
-    reason = "each test binary uses a different part of the fake"
-)]
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    reason = "test fakes fail loudly"
-)]
 
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;

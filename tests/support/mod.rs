@@ -7,6 +7,9 @@
 //! - `appconfigdata`: the fake AppConfigData service (wire.md §2), with fault injection.
 //! - `extensions`: the fake Lambda Extensions API (wire.md §1).
 //! - `agent`: runs the real binary and a raw HTTP/1.1 client.
+//! - `sts`: the fake STS for AssumeRole (wire.md §3), signatures checked by `sigv4`.
+//! - `container_credentials`: the fake container credentials endpoint (wire.md §4).
+//! - `imds`: the fake EC2 instance metadata service, IMDSv2 (wire.md §4).
 #![allow(
     dead_code,
     reason = "each test file uses only part of the support code"
@@ -19,9 +22,12 @@
 
 pub mod agent;
 pub mod appconfigdata;
+pub mod container_credentials;
 pub mod extensions;
 pub mod http_wire;
+pub mod imds;
 pub mod sigv4;
+pub mod sts;
 
 use std::thread;
 use std::time::{Duration, Instant};

@@ -5,28 +5,24 @@
 //! `ExternalId`, `DurationSeconds`), and answers from a script: credentials as XML in rotating
 //! element orders with namespaces, comments, entities and fractional seconds, or an
 //! `ErrorResponse`. A request that breaks the shape gets a 400 `FakeStsRejected` naming the
-//! problem. Signatures are checked by an optional callback, so the shared SigV4 verifier can be
-//! plugged in. Answers can be held back until the test releases them.
-#![allow(
-    dead_code,
-    reason = "each test binary uses a different part of the fake"
-)]
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    reason = "test fakes fail loudly"
-)]
+//! problem. With [`FakeSts::start_verifying`], signatures are checked by the shared independent
+//! verifier (`sigv4`, signing name `sts`), as the fake AppConfigData checks its own. Answers can
+//! be held back until the test releases them. Never talks to anything but its loopback listener.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
+
+use super::sigv4::{self, ExpectedCredentials, ReceivedRequest, SignatureError};
 
 /// The content type STS expects, byte for byte.
 pub const FORM_CONTENT_TYPE: &str = "application/x-www-form-urlencoded; charset=utf-8";
 /// Expiration of the default answer: far enough that nothing refreshes unless a test moves its
 /// clock there.
 pub const DEFAULT_EXPIRATION: &str = "2099-12-31T12:00:00.250Z";
+/// SigV4 signing name of STS (wire.md §3).
+const SIGNING_NAME: &str = "sts";
 
 /// One request as received.
 #[derive(Clone, Debug)]
@@ -38,6 +34,9 @@ pub struct StsCall {
     pub body: String,
     /// The decoded form parameters, in body order.
     pub form: Vec<(String, String)>,
+    /// Why the signature was refused, in full (canonical request included); `None` when it was
+    /// accepted or not checked. The caller only gets a short AWS-style message.
+    pub signature_error: Option<String>,
 }
 
 impl StsCall {
@@ -96,9 +95,6 @@ impl StsAnswer {
     }
 }
 
-/// Checks a call's signature; `Err` becomes a 403 `SignatureDoesNotMatch` with that message.
-pub type Verifier = Box<dyn Fn(&StsCall) -> Result<(), String> + Send + Sync>;
-
 pub struct FakeSts {
     endpoint: String,
     server: Arc<tiny_http::Server>,
@@ -109,7 +105,7 @@ pub struct FakeSts {
 struct Shared {
     state: Mutex<State>,
     changed: Condvar,
-    verifier: Option<Verifier>,
+    verifier: Option<sigv4::Verifier>,
 }
 
 #[derive(Default)]
@@ -126,12 +122,21 @@ impl FakeSts {
         FakeSts::launch(None)
     }
 
-    /// Starts a fake that runs `verifier` on every call before answering.
-    pub fn start_with_verifier(verifier: Verifier) -> FakeSts {
-        FakeSts::launch(Some(verifier))
+    /// Starts a fake that checks every call's SigV4 signature with the shared verifier: signed
+    /// for `sts` in `region` with `credentials` (the base credentials the agent was given; a
+    /// session token there must be sent and signed), `x-amz-date` within 5 minutes of now. A
+    /// refused call is answered 403 (`InvalidClientTokenId` for an unknown key or token, else
+    /// `SignatureDoesNotMatch`) and its reason kept in [`StsCall::signature_error`].
+    pub fn start_verifying(credentials: ExpectedCredentials, region: &str) -> FakeSts {
+        FakeSts::launch(Some(sigv4::Verifier {
+            credentials,
+            region: region.to_string(),
+            service: SIGNING_NAME.to_string(),
+            max_clock_skew: Some(sigv4::DEFAULT_MAX_CLOCK_SKEW),
+        }))
     }
 
-    fn launch(verifier: Option<Verifier>) -> FakeSts {
+    fn launch(verifier: Option<sigv4::Verifier>) -> FakeSts {
         let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").unwrap());
         let port = server.server_addr().to_ip().unwrap().port();
         let shared = Arc::new(Shared {
@@ -215,7 +220,7 @@ impl Shared {
     fn handle(&self, mut request: tiny_http::Request) {
         let mut body = String::new();
         let _ = request.as_reader().read_to_string(&mut body);
-        let call = StsCall {
+        let mut call = StsCall {
             method: request.method().to_string(),
             url: request.url().to_string(),
             headers: request
@@ -230,7 +235,18 @@ impl Shared {
                 .collect(),
             form: decode_form(&body).unwrap_or_default(),
             body,
+            signature_error: None,
         };
+        let refusal = self.verifier.as_ref().and_then(|verifier| {
+            let received = ReceivedRequest {
+                method: &call.method,
+                target: &call.url,
+                headers: &call.headers,
+                body: call.body.as_bytes(),
+            };
+            verifier.verify(&received, SystemTime::now()).err()
+        });
+        call.signature_error = refusal.as_ref().map(ToString::to_string);
 
         let mut state = self.state.lock().unwrap();
         state.calls.push(call.clone());
@@ -242,8 +258,9 @@ impl Shared {
         let problems = check_shape(&call);
         let (status, xml) = if !problems.is_empty() {
             (400, error_xml("FakeStsRejected", &problems.join("; ")))
-        } else if let Some(Err(why)) = self.verifier.as_ref().map(|verify| verify(&call)) {
-            (403, error_xml("SignatureDoesNotMatch", &why))
+        } else if let Some(refusal) = &refusal {
+            let (code, message) = refusal_answer(refusal);
+            (403, error_xml(code, &message))
         } else {
             let answer = state.answers.pop_front().unwrap_or_else(|| {
                 let n = state.credentials_issued;
@@ -350,6 +367,28 @@ fn check_shape(call: &StsCall) -> Vec<String> {
         }
     }
     problems
+}
+
+/// The error code and message STS sends for a refused signature. The message never carries the
+/// canonical request (it holds the session token), since it travels back to the agent and may
+/// reach its log and its caller.
+fn refusal_answer(refusal: &SignatureError) -> (&'static str, String) {
+    match refusal {
+        SignatureError::UnknownAccessKey { .. }
+        | SignatureError::SecurityTokenMissing
+        | SignatureError::SecurityTokenMismatch
+        | SignatureError::UnexpectedSecurityToken => (
+            "InvalidClientTokenId",
+            "The security token included in the request is invalid.".to_string(),
+        ),
+        SignatureError::SignatureMismatch { .. } => (
+            "SignatureDoesNotMatch",
+            "The request signature we calculated does not match the signature you provided. \
+             Check your AWS Secret Access Key and signing method."
+                .to_string(),
+        ),
+        other => ("SignatureDoesNotMatch", other.to_string()),
+    }
 }
 
 fn is_session_name(name: &str) -> bool {

@@ -66,6 +66,8 @@ pub(super) enum Reply {
 #[derive(Default)]
 pub(super) struct State {
     pub(super) credentials: ExpectedCredentials,
+    /// Expected instead of `credentials` once an `ExpiredCredentials403` fault is answered.
+    pub(super) credentials_after_expiry: Option<ExpectedCredentials>,
     pub(super) region: String,
     pub(super) max_clock_skew: Option<Duration>,
     pub(super) deployments: HashMap<Triple, Deployment>,
@@ -162,6 +164,11 @@ pub(super) fn handle(state: &mut State, request: &RawRequest, connection: u64) -
         }
         Ok(()) => {
             call.fault = take_fault(state, operation);
+            if call.fault == Some(Fault::ExpiredCredentials403) {
+                if let Some(next) = state.credentials_after_expiry.take() {
+                    state.credentials = next;
+                }
+            }
             match operation {
                 Operation::StartConfigurationSession => {
                     start_session(state, request, start_body.as_ref(), call.fault)
@@ -241,6 +248,11 @@ fn front_end_fault(fault: Fault) -> Option<RawResponse> {
         ),
         Fault::Throttle429 => (429, "ThrottlingException", "Rate exceeded"),
         Fault::Forbidden403 => (403, "AccessDeniedException", "injected access denial"),
+        Fault::ExpiredCredentials403 => (
+            403,
+            "ExpiredTokenException",
+            "The security token included in the request is expired",
+        ),
         Fault::ExpiredToken400 => return Some(token_error("Expired")),
         Fault::CorruptedToken400 => return Some(token_error("Corrupted")),
         Fault::ResetMidBody | Fault::Hang | Fault::MalformedBody => return None,
