@@ -129,11 +129,14 @@ impl FakeAppConfig {
     /// [`TEST_SECRET_KEY`] with no session token, region [`TEST_REGION`], and a 5-minute clock
     /// skew bound. Panics if loopback cannot be bound.
     pub fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the fake AppConfigData");
-        let port = listener
-            .local_addr()
-            .expect("local address of the fake")
-            .port();
+        Self::start_on_port(0).expect("bind the fake AppConfigData on 127.0.0.1:0")
+    }
+
+    /// Like [`Self::start`] on `127.0.0.1:port` (`0` picks a free port), for the `fake-aws`
+    /// demo program, whose user may want a fixed endpoint. Fails if the port cannot be bound.
+    pub fn start_on_port(port: u16) -> io::Result<Self> {
+        let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port)))?;
+        let port = listener.local_addr()?.port();
         let state = State {
             credentials: ExpectedCredentials {
                 access_key: TEST_ACCESS_KEY.to_string(),
@@ -149,11 +152,11 @@ impl FakeAppConfig {
             wake: Condvar::new(),
         });
         let acceptor = spawn_acceptor(listener, Arc::clone(&shared));
-        Self {
+        Ok(Self {
             shared,
             port,
             acceptor: Mutex::new(Some(acceptor)),
-        }
+        })
     }
 
     /// `http://127.0.0.1:PORT`, the value for `AWS_ENDPOINT_URL_APPCONFIGDATA`.
