@@ -408,9 +408,9 @@ impl Cache {
 
     /// GetLatestConfiguration with the entry's token, starting a session first when there is
     /// none or it is too old. A rejected token (expired after a long freeze, corrupted, used)
-    /// gets one new session and one retry, so the caller never sees it (product.md §4). This
-    /// holds for a token just issued by a first fetch's session as for one kept from earlier
-    /// polls.
+    /// or a connection lost during the poll (whose token may have reached the service) gets
+    /// one new session and one retry, so the caller never sees it (product.md §4). This holds
+    /// for a token just issued by a first fetch's session as for one kept from earlier polls.
     fn poll(
         &self,
         key: &ConfigKey,
@@ -431,8 +431,11 @@ impl Cache {
         let mut retried = false;
         loop {
             match self.upstream.latest(&token) {
-                Err(UpstreamError::TokenRejected { message }) if !retried => {
-                    log::debug!("{key}: token rejected ({message}); starting a new session");
+                Err(
+                    UpstreamError::TokenRejected { message }
+                    | UpstreamError::Connection { message },
+                ) if !retried => {
+                    log::debug!("{key}: poll failed ({message}); starting a new session");
                     retried = true;
                     token = self
                         .upstream
