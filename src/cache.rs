@@ -408,7 +408,9 @@ impl Cache {
 
     /// GetLatestConfiguration with the entry's token, starting a session first when there is
     /// none or it is too old. A rejected token (expired after a long freeze, corrupted, used)
-    /// gets one new session and one retry, so the caller never sees it (product.md §4).
+    /// or a connection lost during the poll (whose token may have reached the service) gets
+    /// one new session and one retry, so the caller never sees it (product.md §4). This holds
+    /// for a token just issued by a first fetch's session as for one kept from earlier polls.
     fn poll(
         &self,
         key: &ConfigKey,
@@ -420,18 +422,28 @@ impl Cache {
                 .map(|age| age < TOKEN_MAX_AGE)
                 .unwrap_or(true)
         });
-        if let Some((token, _)) = fresh {
+        let mut token = match fresh {
+            Some((token, _)) => token,
+            None => self
+                .upstream
+                .start_session(key, self.config.poll_interval)?,
+        };
+        let mut retried = false;
+        loop {
             match self.upstream.latest(&token) {
-                Err(UpstreamError::TokenRejected { message }) => {
-                    log::debug!("{key}: token rejected ({message}); starting a new session");
+                Err(
+                    UpstreamError::TokenRejected { message }
+                    | UpstreamError::Connection { message },
+                ) if !retried => {
+                    log::debug!("{key}: poll failed ({message}); starting a new session");
+                    retried = true;
+                    token = self
+                        .upstream
+                        .start_session(key, self.config.poll_interval)?;
                 }
                 other => return other,
             }
         }
-        let token = self
-            .upstream
-            .start_session(key, self.config.poll_interval)?;
-        self.upstream.latest(&token)
     }
 }
 

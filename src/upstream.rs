@@ -193,7 +193,14 @@ impl Upstream {
         })
         .to_string();
         let url = format!("{}/configurationsessions", self.endpoint);
-        let answer = self.call("StartConfigurationSession", "POST", &url, body.as_bytes())?;
+        // Sending it again after a reset costs at most an unused session.
+        let answer = self.call(
+            "StartConfigurationSession",
+            "POST",
+            &url,
+            body.as_bytes(),
+            true,
+        )?;
         if !(200..300).contains(&answer.status) {
             return Err(classify_error(&answer));
         }
@@ -212,14 +219,17 @@ impl Upstream {
         }
     }
 
-    /// GetLatestConfiguration with `token`, which is spent whatever the outcome.
+    /// GetLatestConfiguration with `token`, which is spent whatever the outcome. A connection
+    /// reset is returned as `Connection`, not retried with the same token.
     pub fn latest(&self, token: &SessionToken) -> Result<Poll, UpstreamError> {
         let url = format!(
             "{}/configuration?configuration_token={}",
             self.endpoint,
             percent_encode_query_value(token.0.expose())
         );
-        let answer = self.call("GetLatestConfiguration", "GET", &url, b"")?;
+        // Never sent again after a reset: the service may have received the single-use token
+        // (wire.md §2); the caller starts a new session instead.
+        let answer = self.call("GetLatestConfiguration", "GET", &url, b"", false)?;
         if !(200..300).contains(&answer.status) {
             return Err(classify_error(&answer));
         }
@@ -260,13 +270,14 @@ impl Upstream {
 
     /// One signed call. A 403 `ExpiredTokenException` makes the credentials be fetched again
     /// and the call be made once more; so does a reset on a pooled connection that a thaw or
-    /// an idle timeout killed (product.md §4).
+    /// an idle timeout killed (product.md §4), when `resend_after_reset` allows it.
     fn call(
         &self,
         operation: &'static str,
         method: &str,
         url: &str,
         body: &[u8],
+        resend_after_reset: bool,
     ) -> Result<Answer, UpstreamError> {
         let mut retried_credentials = false;
         let mut retried_connection = false;
@@ -295,7 +306,9 @@ impl Upstream {
                     retried_credentials = true;
                     self.credentials.invalidate();
                 }
-                Err(SendFailure::Reset(_)) if !retried_connection => retried_connection = true,
+                Err(SendFailure::Reset(_)) if resend_after_reset && !retried_connection => {
+                    retried_connection = true
+                }
                 Ok(answer) => return Ok(answer),
                 Err(failure) => return Err(failure.into()),
             }
