@@ -387,7 +387,7 @@ impl Cache {
                     self.interval(&state)
                 };
                 state.retry_at = Some(now + wait);
-                let next = crate::logging::format_utc(SystemTime::now() + wait);
+                let next = crate::timestamp::format_utc(SystemTime::now() + wait);
                 match &state.data {
                     Some(data) => log::warn!(
                         "refresh of {} failed: {error}; serving version {} from cache; next try at {next}",

@@ -11,7 +11,6 @@ mod imds;
 mod profile_files;
 mod refresh;
 mod sts;
-mod timestamp;
 mod xml;
 
 use std::collections::HashMap;

@@ -15,4 +15,5 @@ pub mod routes;
 pub mod server;
 pub mod settings;
 pub mod signing;
+pub mod timestamp;
 pub mod upstream;

@@ -4,18 +4,19 @@
 //! Other modules log through the `log` macros only; they never format a secret themselves. This
 //! module reads no environment (its [`LogSettings`] come from `settings`), and it caps
 //! dependencies at `warn` so their trace output (ureq logs request headers) cannot leak.
-//! [`format_utc`] is shared by every module that needs an RFC 3339 timestamp.
+//! Timestamps come from `timestamp`.
 
 use std::borrow::Cow;
 use std::fmt;
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::PathBuf;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use log::{Level, LevelFilter};
 
 use crate::settings::LogSettings;
+use crate::timestamp::format_utc;
 
 /// The target prefix of every record this crate writes (its module paths). Only these follow
 /// `LOG_LEVEL` all the way down to `trace`.
@@ -24,8 +25,6 @@ const OWN_TARGET: &str = "appconfig_lite";
 /// The most verbose level let through for other crates: ureq and rustls log request headers and
 /// connection details at `debug`/`trace`, which could carry credentials.
 const DEPENDENCY_LEVEL: LevelFilter = LevelFilter::Warn;
-
-const MILLISECONDS_PER_DAY: i64 = 86_400_000;
 
 /// A value that must never reach a log line: access and secret keys, session and
 /// configuration tokens, bearer values, proxy header values. `Debug` and `Display` print a
@@ -181,58 +180,6 @@ fn escape_controls(message: &str) -> Cow<'_, str> {
     Cow::Owned(escaped)
 }
 
-/// `time` in UTC as RFC 3339 with milliseconds: `2026-12-04T15:00:00.120Z`. Sub-millisecond
-/// digits are cut, not rounded, so a time never prints later than it is. Times before 1970
-/// work too; ones beyond ±292 million years are clamped.
-pub fn format_utc(time: SystemTime) -> String {
-    let milliseconds = match time.duration_since(UNIX_EPOCH) {
-        Ok(after) => i64::try_from(after.as_millis()).unwrap_or(i64::MAX),
-        // Before the epoch, cutting digits means rounding towards the past: half a millisecond
-        // before 1970 prints as 1969-12-31T23:59:59.999Z.
-        Err(before) => {
-            let before = before.duration();
-            let whole = i64::try_from(before.as_millis()).unwrap_or(i64::MAX);
-            let partial = i64::from(before.subsec_nanos() % 1_000_000 != 0);
-            -(whole.saturating_add(partial))
-        }
-    };
-    let days = milliseconds.div_euclid(MILLISECONDS_PER_DAY);
-    let of_day = milliseconds.rem_euclid(MILLISECONDS_PER_DAY);
-    let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        of_day / 3_600_000,
-        of_day / 60_000 % 60,
-        of_day / 1000 % 60,
-        of_day % 1000
-    )
-}
-
-/// The proleptic Gregorian (year, month, day) of a count of days since 1970-01-01.
-///
-/// Counting from 0000-03-01 puts each leap day at the end of its year, so the month lengths
-/// from March on repeat in a fixed 153-day pattern per five months and whole 400-year eras
-/// (146,097 days) can be split off first.
-fn civil_from_days(days_since_epoch: i64) -> (i64, i64, i64) {
-    // 719,468 days separate 0000-03-01 from 1970-01-01.
-    let days = days_since_epoch.saturating_add(719_468);
-    let era = days.div_euclid(146_097);
-    let day_of_era = days.rem_euclid(146_097);
-    // Years of 365 days, corrected for the leap days of the 4-, 100- and 400-year cycles.
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_from_march = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
-    let month = if month_from_march < 10 {
-        month_from_march + 3
-    } else {
-        month_from_march - 9
-    };
-    let year = era * 400 + year_of_era + i64::from(month <= 2);
-    (year, month, day)
-}
-
 #[cfg(test)]
 #[allow(
     clippy::unwrap_used,
@@ -240,7 +187,7 @@ fn civil_from_days(days_since_epoch: i64) -> (i64, i64, i64) {
     reason = "a test should stop at the first unexpected result"
 )]
 mod tests {
-    use std::time::Duration;
+    use std::time::{Duration, UNIX_EPOCH};
 
     use log::{Log, Record};
 
@@ -253,74 +200,6 @@ mod tests {
         } else {
             UNIX_EPOCH - offset
         }
-    }
-
-    #[test]
-    fn format_utc_prints_known_instants() {
-        let cases = [
-            (0, "1970-01-01T00:00:00.000Z"),
-            (1, "1970-01-01T00:00:00.001Z"),
-            (999, "1970-01-01T00:00:00.999Z"),
-            (86_399_999, "1970-01-01T23:59:59.999Z"),
-            (86_400_000, "1970-01-02T00:00:00.000Z"),
-            (951_782_400_000, "2000-02-29T00:00:00.000Z"),
-            (951_868_800_000, "2000-03-01T00:00:00.000Z"),
-            (1_709_164_800_123, "2024-02-29T00:00:00.123Z"),
-            (1_796_396_400_120, "2026-12-04T15:00:00.120Z"),
-            (4_107_542_400_000, "2100-03-01T00:00:00.000Z"),
-            (4_107_456_000_000, "2100-02-28T00:00:00.000Z"),
-            (253_402_300_799_999, "9999-12-31T23:59:59.999Z"),
-            (-1, "1969-12-31T23:59:59.999Z"),
-            (-86_400_000, "1969-12-31T00:00:00.000Z"),
-            (-2_203_891_200_000, "1900-03-01T00:00:00.000Z"),
-            (-2_203_977_600_000, "1900-02-28T00:00:00.000Z"),
-        ];
-        for (milliseconds, text) in cases {
-            assert_eq!(format_utc(at(milliseconds)), text, "{milliseconds}");
-        }
-    }
-
-    #[test]
-    fn format_utc_cuts_sub_millisecond_digits() {
-        assert_eq!(
-            format_utc(UNIX_EPOCH + Duration::from_nanos(1_999_999)),
-            "1970-01-01T00:00:00.001Z"
-        );
-        assert_eq!(
-            format_utc(UNIX_EPOCH - Duration::from_nanos(1)),
-            "1969-12-31T23:59:59.999Z"
-        );
-        assert_eq!(
-            format_utc(UNIX_EPOCH - Duration::from_nanos(1_000_001)),
-            "1969-12-31T23:59:59.998Z"
-        );
-    }
-
-    /// Checks every day from 1600 to 2400 against a calendar walked one day at a time.
-    #[test]
-    fn civil_from_days_agrees_with_a_day_by_day_calendar() {
-        let is_leap = |year: i64| (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-        let month_length = |year: i64, month: i64| match month {
-            2 if is_leap(year) => 29,
-            2 => 28,
-            4 | 6 | 9 | 11 => 30,
-            _ => 31,
-        };
-        // 1600-01-01 is 135,140 days before 1970-01-01.
-        let (mut year, mut month, mut day) = (1600, 1, 1);
-        for days in -135_140..=156_000 {
-            assert_eq!(civil_from_days(days), (year, month, day), "day {days}");
-            day += 1;
-            if day > month_length(year, month) {
-                day = 1;
-                month += 1;
-                if month > 12 {
-                    month = 1;
-                    year += 1;
-                }
-            }
-        }
-        assert!(year >= 2397, "walked to {year}");
     }
 
     #[test]

@@ -11,9 +11,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::refresh::Fetch;
-use super::timestamp::parse_rfc3339;
 use super::{read_answer, CredentialSettings, Credentials, CredentialsError, HttpContext};
 use crate::logging::Secret;
+use crate::timestamp::parse_rfc3339;
 
 /// Where ECS serves task credentials; `AWS_CONTAINER_CREDENTIALS_RELATIVE_URI` is a path on it.
 pub(super) const RELATIVE_URI_BASE: &str = "http://169.254.170.2";

@@ -9,8 +9,8 @@
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
-use super::timestamp::format_utc;
 use super::{Clock, CredentialSource, Credentials, CredentialsError};
+use crate::timestamp::format_utc;
 
 /// One way of getting fresh credentials.
 pub(super) trait Fetch: Send + Sync {

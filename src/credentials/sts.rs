@@ -9,12 +9,12 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::refresh::Fetch;
-use super::timestamp::parse_rfc3339;
 use super::xml::{self, Element};
 use super::{
     read_answer, CredentialSource, Credentials, CredentialsError, HttpContext, RoleSettings,
 };
 use crate::signing::{sign_request, RequestToSign, STS_SERVICE};
+use crate::timestamp::parse_rfc3339;
 
 /// The content type STS's Query protocol expects; signed, so sent byte for byte as here.
 pub(super) const CONTENT_TYPE: &str = "application/x-www-form-urlencoded; charset=utf-8";

@@ -1,14 +1,16 @@
-//! RFC 3339 timestamps as credential endpoints and STS write them (`Expiration`), and the UTC
-//! form used in log lines. Pure functions; no clock is read here.
+//! UTC calendar arithmetic: RFC 3339 timestamps as credential endpoints and STS write them
+//! (`Expiration`), and the form used in log lines. Pure functions; no clock is read here.
+//! Used by `logging`, `cache` and `credentials`.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const SECONDS_PER_DAY: i64 = 86_400;
+const MILLISECONDS_PER_DAY: i64 = SECONDS_PER_DAY * 1000;
 
 /// Parses `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM|±HHMM)`. `T` and `Z` may be lower case and
 /// the `T` may be a space (RFC 3339 §5.6 allows both). Fractions beyond nanoseconds are
 /// dropped. `None` when anything is out of range.
-pub(super) fn parse_rfc3339(text: &str) -> Option<SystemTime> {
+pub fn parse_rfc3339(text: &str) -> Option<SystemTime> {
     let bytes = text.trim().as_bytes();
     if bytes.len() < 20 {
         return None;
@@ -88,19 +90,30 @@ pub(super) fn parse_rfc3339(text: &str) -> Option<SystemTime> {
     }
 }
 
-/// `YYYY-MM-DDTHH:MM:SSZ`, whole seconds, for log lines.
-pub(super) fn format_utc(time: SystemTime) -> String {
-    let Ok(since_epoch) = time.duration_since(UNIX_EPOCH) else {
-        return "before 1970".to_string();
+/// `time` in UTC as RFC 3339 with milliseconds: `2026-12-04T15:00:00.120Z`. Sub-millisecond
+/// digits are cut, not rounded, so a time never prints later than it is. Times before 1970
+/// work too; ones beyond ±292 million years are clamped.
+pub fn format_utc(time: SystemTime) -> String {
+    let milliseconds = match time.duration_since(UNIX_EPOCH) {
+        Ok(after) => i64::try_from(after.as_millis()).unwrap_or(i64::MAX),
+        // Before the epoch, cutting digits means rounding towards the past: half a millisecond
+        // before 1970 prints as 1969-12-31T23:59:59.999Z.
+        Err(before) => {
+            let before = before.duration();
+            let whole = i64::try_from(before.as_millis()).unwrap_or(i64::MAX);
+            let partial = i64::from(before.subsec_nanos() % 1_000_000 != 0);
+            -(whole.saturating_add(partial))
+        }
     };
-    let seconds = i64::try_from(since_epoch.as_secs()).unwrap_or(i64::MAX);
-    let (year, month, day) = civil_from_days(seconds.div_euclid(SECONDS_PER_DAY));
-    let of_day = seconds.rem_euclid(SECONDS_PER_DAY);
+    let days = milliseconds.div_euclid(MILLISECONDS_PER_DAY);
+    let of_day = milliseconds.rem_euclid(MILLISECONDS_PER_DAY);
+    let (year, month, day) = civil_from_days(days);
     format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        of_day / 3600,
-        of_day % 3600 / 60,
-        of_day % 60
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        of_day / 3_600_000,
+        of_day / 60_000 % 60,
+        of_day / 1000 % 60,
+        of_day % 1000
     )
 }
 
@@ -214,28 +227,6 @@ mod tests {
     }
 
     #[test]
-    fn formats_whole_seconds_in_utc() {
-        let cases = [
-            (UNIX_EPOCH, "1970-01-01T00:00:00Z"),
-            (
-                UNIX_EPOCH + Duration::new(1_796_396_400, 999),
-                "2026-12-04T15:00:00Z",
-            ),
-            (
-                UNIX_EPOCH + Duration::from_secs(1_709_164_800),
-                "2024-02-29T00:00:00Z",
-            ),
-            (
-                UNIX_EPOCH + Duration::from_secs(951_782_399),
-                "2000-02-28T23:59:59Z",
-            ),
-        ];
-        for (time, expected) in cases {
-            assert_eq!(format_utc(time), expected);
-        }
-    }
-
-    #[test]
     fn parse_and_format_agree_across_four_centuries() {
         let mut days = -1;
         while days < 146_097 * 2 {
@@ -243,5 +234,86 @@ mod tests {
             let (year, month, day) = civil_from_days(days);
             assert_eq!(days_from_civil(year, month, day), days);
         }
+    }
+
+    fn at_milliseconds(milliseconds: i64) -> SystemTime {
+        let offset = Duration::from_millis(milliseconds.unsigned_abs());
+        if milliseconds >= 0 {
+            UNIX_EPOCH + offset
+        } else {
+            UNIX_EPOCH - offset
+        }
+    }
+
+    #[test]
+    fn format_utc_prints_known_instants() {
+        let cases = [
+            (0, "1970-01-01T00:00:00.000Z"),
+            (1, "1970-01-01T00:00:00.001Z"),
+            (999, "1970-01-01T00:00:00.999Z"),
+            (86_399_999, "1970-01-01T23:59:59.999Z"),
+            (86_400_000, "1970-01-02T00:00:00.000Z"),
+            (951_782_400_000, "2000-02-29T00:00:00.000Z"),
+            (951_868_800_000, "2000-03-01T00:00:00.000Z"),
+            (1_709_164_800_123, "2024-02-29T00:00:00.123Z"),
+            (1_796_396_400_120, "2026-12-04T15:00:00.120Z"),
+            (4_107_542_400_000, "2100-03-01T00:00:00.000Z"),
+            (4_107_456_000_000, "2100-02-28T00:00:00.000Z"),
+            (253_402_300_799_999, "9999-12-31T23:59:59.999Z"),
+            (-1, "1969-12-31T23:59:59.999Z"),
+            (-86_400_000, "1969-12-31T00:00:00.000Z"),
+            (-2_203_891_200_000, "1900-03-01T00:00:00.000Z"),
+            (-2_203_977_600_000, "1900-02-28T00:00:00.000Z"),
+        ];
+        for (milliseconds, text) in cases {
+            assert_eq!(
+                format_utc(at_milliseconds(milliseconds)),
+                text,
+                "{milliseconds}"
+            );
+        }
+    }
+
+    #[test]
+    fn format_utc_cuts_sub_millisecond_digits() {
+        assert_eq!(
+            format_utc(UNIX_EPOCH + Duration::from_nanos(1_999_999)),
+            "1970-01-01T00:00:00.001Z"
+        );
+        assert_eq!(
+            format_utc(UNIX_EPOCH - Duration::from_nanos(1)),
+            "1969-12-31T23:59:59.999Z"
+        );
+        assert_eq!(
+            format_utc(UNIX_EPOCH - Duration::from_nanos(1_000_001)),
+            "1969-12-31T23:59:59.998Z"
+        );
+    }
+
+    /// Checks every day from 1600 to 2400 against a calendar walked one day at a time.
+    #[test]
+    fn civil_from_days_agrees_with_a_day_by_day_calendar() {
+        let is_leap = |year: i64| (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+        let month_length = |year: i64, month: i64| match month {
+            2 if is_leap(year) => 29,
+            2 => 28,
+            4 | 6 | 9 | 11 => 30,
+            _ => 31,
+        };
+        // 1600-01-01 is 135,140 days before 1970-01-01.
+        let (mut year, mut month, mut day) = (1600, 1, 1);
+        for days in -135_140..=156_000 {
+            assert_eq!(civil_from_days(days), (year, month, day), "day {days}");
+            day += 1;
+            if day > month_length(year, month) {
+                day = 1;
+                month += 1;
+                if month > 12 {
+                    month = 1;
+                    year += 1;
+                }
+            }
+        }
+        assert!(year >= 2397, "walked to {year}");
     }
 }
