@@ -126,7 +126,9 @@ pub fn run(settings: Settings, extension_name: &str) -> Result<(), LifecycleErro
 }
 
 /// Reports a settings error inside Lambda and returns; the caller then exits 1 (product.md §5).
-pub fn report_settings_error(runtime_api: &str, extension_name: &str, error: &SettingsError) {
+/// `error` is a [`SettingsError`], or another start-up error caused by a setting's value, such
+/// as a `LOG_PATH` that cannot be opened.
+pub fn report_settings_error(runtime_api: &str, extension_name: &str, error: &dyn fmt::Display) {
     report_init_error(
         runtime_api,
         extension_name,

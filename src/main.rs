@@ -41,6 +41,9 @@ fn main() -> ExitCode {
     };
     if let Err(e) = logging::init(&settings.log) {
         eprintln!("appconfig-lite: {e}");
+        if let Some(runtime_api) = &settings.lambda_runtime_api {
+            lifecycle::report_settings_error(runtime_api, &extension_name, &e);
+        }
         return ExitCode::FAILURE;
     }
     for warning in &settings.warnings {

@@ -21,7 +21,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use extensions::{CallKind, FakeExtensionsApi, RegisterBodyStyle, BASE_PATH, IDENTIFIER};
+use extensions::{
+    CallKind, FakeExtensionsApi, NextEventFailure, RegisterBodyStyle, BASE_PATH, IDENTIFIER,
+};
 
 /// Generous upper bound for waits that normally end in microseconds; never a sleep.
 const BOUND: Duration = Duration::from_secs(10);
@@ -303,6 +305,63 @@ fn next_event_blocks_until_the_test_queues_an_invoke() {
     assert_eq!(event["requestId"], second_id.as_str());
     assert_ne!(second_id, request_id);
     assert!(event.get("tracing").is_none());
+}
+
+#[test]
+fn a_held_register_is_recorded_but_answered_only_once_released() {
+    let fake = FakeExtensionsApi::start();
+    fake.hold_register();
+    let mut client = Client::connect(&fake);
+    let (replies, received) = mpsc::channel();
+    let registering = thread::spawn(move || replies.send(client.register()).unwrap());
+
+    assert!(fake.wait_for_calls(CallKind::Register, 1, BOUND));
+    assert!(
+        received.try_recv().is_err(),
+        "register was answered while held"
+    );
+    assert_eq!(fake.registered(), None);
+
+    fake.release_register();
+    let reply = received.recv_timeout(BOUND).expect("register answered");
+    registering.join().unwrap();
+    assert_eq!(reply.status, 200);
+    assert!(fake.registered().is_some());
+}
+
+#[test]
+fn failing_next_events_answer_an_error_or_close_the_connection() {
+    let fake = FakeExtensionsApi::start();
+    let mut client = Client::connect(&fake);
+    client.register();
+    fake.fail_next_events(NextEventFailure::Status(500, "ServiceException"));
+    fake.invoke(extensions::deadline_in(3_000));
+    let reply = client.next();
+    assert_eq!(reply.status, 500);
+    assert_eq!(reply.error_type(), "Extension.ServiceException");
+    assert!(
+        !fake.wait_for_next_calls(1, Duration::ZERO),
+        "counted as accepted"
+    );
+
+    fake.fail_next_events(NextEventFailure::Close);
+    let mut stream = TcpStream::connect(fake.runtime_api()).unwrap();
+    stream.set_read_timeout(Some(BOUND)).unwrap();
+    let request = format!(
+        "GET {BASE_PATH}/event/next HTTP/1.1\r\nHost: localhost\r\n\
+         Lambda-Extension-Identifier: {IDENTIFIER}\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).unwrap();
+    assert!(
+        answer.is_empty(),
+        "got {:?}",
+        String::from_utf8_lossy(&answer)
+    );
+    let kinds: Vec<CallKind> = fake.calls().iter().map(|call| call.kind).collect();
+    let expected = [CallKind::Register, CallKind::NextEvent, CallKind::NextEvent];
+    assert_eq!(kinds, expected);
 }
 
 #[test]

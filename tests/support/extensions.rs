@@ -40,6 +40,16 @@ pub enum RegisterBodyStyle {
     TrailingNewline,
 }
 
+/// How `event/next` fails once [`FakeExtensionsApi::fail_next_events`] is called.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NextEventFailure {
+    /// A Lambda-shaped error answer: this status, `{"errorMessage","errorType"}` with `errorType`
+    /// `Extension.` followed by the given name.
+    Status(u16, &'static str),
+    /// The connection is closed without an answer, as when the Runtime API goes away.
+    Close,
+}
+
 /// Which API call a request was, by method and path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CallKind {
@@ -110,6 +120,8 @@ struct Shared {
 struct State {
     expected_name: Option<String>,
     register_body_style: Option<RegisterBodyStyle>,
+    is_register_held: bool,
+    next_event_failure: Option<NextEventFailure>,
     calls: Vec<Call>,
     pending_events: VecDeque<Value>,
     invokes_queued: u64,
@@ -157,6 +169,25 @@ impl FakeExtensionsApi {
     /// Shapes the body of later successful `register` answers.
     pub fn register_body_style(&self, style: RegisterBodyStyle) {
         self.shared.lock().register_body_style = Some(style);
+    }
+
+    /// Holds every later `register` call (recorded on arrival) unanswered until
+    /// [`Self::release_register`], so a test can act while the agent waits for its registration.
+    pub fn hold_register(&self) {
+        self.shared.lock().is_register_held = true;
+    }
+
+    /// Answers the held `register` calls, and those arriving later, at once.
+    pub fn release_register(&self) {
+        self.shared.lock().is_register_held = false;
+        self.shared.changed.notify_all();
+    }
+
+    /// Makes every later `event/next` from a registered extension fail as `failure` instead of
+    /// delivering events (recorded, not counted by [`Self::wait_for_next_calls`]).
+    pub fn fail_next_events(&self, failure: NextEventFailure) {
+        self.shared.lock().next_event_failure = Some(failure);
+        self.shared.changed.notify_all();
     }
 
     /// Queues an INVOKE with a `tracing` object; returns its fresh `requestId`.
@@ -274,27 +305,40 @@ impl Shared {
     }
 
     /// Records the call, then answers it; `None` closes the connection (the fake was dropped
-    /// while an `event/next` was waiting).
+    /// while an `event/next` was waiting, or [`NextEventFailure::Close`] is set).
     fn answer(&self, call: Call) -> Option<Response> {
         let mut state = self.lock();
         state.calls.push(call.clone());
         self.changed.notify_all();
 
-        let refusal = match call.kind {
+        let identifier_refusal = match call.kind {
             CallKind::Unknown => {
                 let message = format!("no route for {} {}", call.method, call.path);
                 return Some(refusal(404, "InvalidRequest", &message));
             }
-            CallKind::Register => return Some(register(&mut state, &call)),
+            CallKind::Register => {
+                let is_held = |s: &mut State| s.is_register_held && !s.is_closed;
+                let waited = self.changed.wait_while(state, is_held);
+                let mut state = waited.unwrap_or_else(PoisonError::into_inner);
+                return Some(register(&mut state, &call));
+            }
             _ => check_identifier(&state, &call),
         };
-        if refusal.is_some() {
-            return refusal;
+        if identifier_refusal.is_some() {
+            return identifier_refusal;
         }
         if call.kind != CallKind::NextEvent {
             return Some(report_error(&mut state, call));
         }
 
+        match state.next_event_failure {
+            Some(NextEventFailure::Status(status, name)) => {
+                let message = "the Runtime API failed to deliver the next event";
+                return Some(refusal(status, &format!("Extension.{name}"), message));
+            }
+            Some(NextEventFailure::Close) => return None,
+            None => {}
+        }
         state.accepted_next_calls += 1;
         self.changed.notify_all();
         let is_idle = |s: &mut State| s.pending_events.is_empty() && !s.is_closed;
@@ -539,7 +583,9 @@ fn write_response(writer: &mut impl Write, answer: &Response, closes: bool) -> s
         202 => "Accepted",
         400 => "Bad Request",
         403 => "Forbidden",
-        _ => "Not Found",
+        404 => "Not Found",
+        500 => "Internal Server Error",
+        _ => "Error",
     };
     let mut head = format!("HTTP/1.1 {} {reason}\r\n", answer.status);
     for (name, value) in &answer.headers {
