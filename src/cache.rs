@@ -99,6 +99,10 @@ pub struct CacheConfig {
     pub poll_interval: Duration,
     pub request_timeout: Duration,
     pub max_entries: usize,
+    /// Whether a request for a due entry starts a background refresh. Off in Lambda, where
+    /// every due entry is refreshed on INVOKE instead: a refresh started by a request could
+    /// still be running when Lambda freezes the environment (product.md §4).
+    pub refresh_on_request: bool,
 }
 
 /// The cache. Share it behind an `Arc`; fetches run on their own threads so a caller waits at
@@ -138,15 +142,15 @@ impl Cache {
         })
     }
 
-    /// The cached configuration for `key`. With data cached it answers at once (and starts a
-    /// background refresh when the entry is due); without, it starts or joins the one fetch of
+    /// The cached configuration for `key`. With data cached it answers at once (and, with
+    /// `refresh_on_request`, starts a background refresh when the entry is due); without, it starts or joins the one fetch of
     /// the entry and waits for it up to the request timeout.
     pub fn get(self: &Arc<Self>, key: &ConfigKey) -> Result<Arc<Snapshot>, CacheError> {
         let entry = self.entry(key)?;
         let mut state = lock(&entry.state);
         if let Some(data) = &state.data {
             let data = Arc::clone(data);
-            if self.is_due(&state, Instant::now()) {
+            if self.config.refresh_on_request && self.is_due(&state, Instant::now()) {
                 state.fetching = true;
                 drop(state);
                 log::debug!("{key} is due; refreshing in the background");

@@ -87,6 +87,7 @@ impl Agent {
                 poll_interval: settings.poll_interval,
                 request_timeout: settings.request_timeout,
                 max_entries: settings.max_entries,
+                refresh_on_request: settings.lambda_runtime_api.is_none(),
             },
         );
         let router = Arc::new(Router::new(

@@ -468,6 +468,32 @@ fn a_request_for_a_due_entry_is_answered_from_cache_while_the_invoke_refreshes_i
     expect_data(&agent, BODY_V2, "2");
 }
 
+/// Regression: a request-started refresh could still be running when Lambda froze the
+/// environment after the handler returned; in Lambda only INVOKE refreshes (README, Lambda).
+#[test]
+fn a_request_for_a_due_entry_between_invokes_starts_no_refresh_of_its_own() {
+    let fakes = Fakes::start();
+    fakes.upstream.set_poll_interval(1);
+    let agent = fakes.start_agent(&[("PREFETCH_LIST", KEY_TEXT), ("POLL_INTERVAL_SECONDS", "1")]);
+    fakes.expect_next_calls(1, &agent);
+    let before = fakes.upstream.calls().len();
+
+    fakes.deploy(BODY_V2, "2");
+    fakes.wait_out_poll_interval();
+    for _ in 0..20 {
+        expect_data(&agent, BODY_V1, "1");
+    }
+    assert_eq!(
+        fakes.upstream.calls().len(),
+        before,
+        "a request refreshed a due entry outside INVOKE"
+    );
+
+    let mut nexts = 1;
+    fakes.invoke_until_upstream_called(before, &mut nexts, &agent);
+    expect_data(&agent, BODY_V2, "2");
+}
+
 #[test]
 fn invoke_with_a_hung_refresh_returns_to_event_next_within_the_request_timeout() {
     let fakes = Fakes::start();
