@@ -1,3 +1,6 @@
+//! Tests of flag sets: the worked examples of feature-flags.md §4.4, both input forms giving
+//! identical answers, refusals of non-flag data, and hostile rules inside documents.
+
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -371,4 +374,11 @@ fn a_repeated_ion_flag_keeps_the_last_definition_and_warns() {
         flags.warnings(),
         ["flag \"a\" is defined twice; the last one is used"]
     );
+}
+
+#[test]
+fn flag_sets_can_be_shared_between_worker_threads() {
+    fn assert_shareable<T: Send + Sync + 'static>() {}
+    assert_shareable::<FlagSet>();
+    assert_shareable::<Context>();
 }

@@ -1,3 +1,6 @@
+//! Tests of the Ion reader: every scalar and container form, errors with positions, depth
+//! limits and hostile sizes.
+
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

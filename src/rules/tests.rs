@@ -1,3 +1,6 @@
+//! Tests of the rule language: a table per operator, typing, split against the formula of
+//! feature-flags.md §4.3, limits, and seeded generated garbage for every parser.
+
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
