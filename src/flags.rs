@@ -26,6 +26,7 @@ pub struct FlagSet {
     /// Sorted by key, so both input forms give byte-identical whole-profile answers.
     flags: Vec<Flag>,
     index: HashMap<String, usize>,
+    has_variants: bool,
     from_values_member: bool,
     warnings: Vec<String>,
 }
@@ -93,9 +94,7 @@ impl FlagSet {
 
     /// True when some flag has variants, so answers depend on the context.
     pub fn has_variants(&self) -> bool {
-        self.flags
-            .iter()
-            .any(|flag| matches!(flag.kind, FlagKind::Variants(_)))
+        self.has_variants
     }
 
     /// True when a whole-profile request should get the service's bytes unchanged
@@ -258,9 +257,14 @@ impl Builder {
             .enumerate()
             .map(|(i, f)| (f.key.clone(), i))
             .collect();
+        let has_variants = self
+            .flags
+            .iter()
+            .any(|f| matches!(f.kind, FlagKind::Variants(_)));
         FlagSet {
             flags: self.flags,
             index,
+            has_variants,
             from_values_member,
             warnings: self.warnings,
         }

@@ -174,9 +174,15 @@ fn compile_expression(element: &Element, flag_key: &str, depth: usize) -> Result
             };
             match &key.value {
                 Value::String(key) => Ok(Expr::Exists(key.clone())),
-                Value::Symbol(name) if name.len() > 1 && name.starts_with('$') => {
-                    Ok(Expr::Exists(name[1..].to_string()))
-                }
+                Value::Symbol(name) => match name.strip_prefix('$') {
+                    Some(key) if !key.is_empty() => Ok(Expr::Exists(key.to_string())),
+                    Some(_) => Err(invalid(
+                        operator,
+                        "a key such as key::\"country\"",
+                        &key.value,
+                    )),
+                    None => Ok(Expr::Exists(name.clone())),
+                },
                 other => Err(invalid(operator, "a key such as key::\"country\"", other)),
             }
         }

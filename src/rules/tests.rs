@@ -241,6 +241,7 @@ fn exists_checks_presence_only() {
         ("(exists key::\"country\")", &[("Country", "DE")], false),
         ("(exists $country)", &[("country", "DE")], true),
         ("(exists $country)", &[], false),
+        ("(exists key::country)", &[("country", "DE")], true),
     ]);
 }
 
