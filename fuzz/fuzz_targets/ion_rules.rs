@@ -29,7 +29,11 @@ fuzz_target!(|data: &[u8]| {
         let _ = ion::parse_document(text, 66);
         let rule = Rule::parse(text, "flag");
         let first = rule.evaluate(&context);
-        assert_eq!(first, rule.evaluate(&context), "evaluation must be deterministic");
+        assert_eq!(
+            first,
+            rule.evaluate(&context),
+            "evaluation must be deterministic"
+        );
         if first {
             assert!(rule.error().is_none(), "a rule with an error was true");
         }
