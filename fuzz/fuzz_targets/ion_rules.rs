@@ -1,6 +1,6 @@
 //! Feeds arbitrary bytes to the Ion reader, the rule compiler and evaluator, the flag-set
 //! readers and the `Context` parser (quality.md: Ion and rule parsing, `Context` parsing).
-//! Any panic, overflow or hang is a finding; keep each one as a unit test in `src/rules/tests.rs`.
+//! Any panic, overflow or hang is a finding; keep each one as a unit test in src/rules/tests/.
 #![no_main]
 
 use appconfig_lite::flags::{parse_context, Context, FlagSet};
