@@ -9,9 +9,12 @@
 pub mod cache;
 pub mod credentials;
 pub mod extension_api;
+pub mod flags;
+pub mod ion;
 pub mod lifecycle;
 pub mod logging;
 pub mod routes;
+pub mod rules;
 pub mod server;
 pub mod settings;
 pub mod signing;
