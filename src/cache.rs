@@ -6,12 +6,13 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use sha2::{Digest, Sha256};
 
+use crate::flags::{FlagError, FlagSet};
 use crate::upstream::{Content, Poll, SessionToken, Upstream, UpstreamError};
 
 /// Tokens are valid for 24 h (wire.md §2); one older than this is not worth sending.
@@ -48,18 +49,69 @@ pub struct Snapshot {
     pub version: Option<String>,
     /// A strong validator of `bytes`, quoted, ready for the `ETag` header.
     pub etag: String,
+    /// The bytes read as a flag set, once per version (feature-flags.md: rules are parsed
+    /// once, not per request). Filled when the snapshot is made for data that may hold
+    /// variants, so whole-profile requests never parse; otherwise on the first `?flag=`.
+    flags: OnceLock<Result<FlagSet, FlagError>>,
 }
 
 impl Snapshot {
     pub fn new(content: Content) -> Self {
         let etag = etag_of(&content.bytes);
-        Snapshot {
+        let snapshot = Snapshot {
             bytes: content.bytes,
             content_type: content.content_type,
             version: content.version,
             etag,
+            flags: OnceLock::new(),
+        };
+        if snapshot.may_have_variants() {
+            snapshot.flags();
+        }
+        snapshot
+    }
+
+    /// The data read as a flag set, parsed on first use and kept for this version; warnings
+    /// about bad rules are logged then, once per version.
+    pub fn flags(&self) -> &Result<FlagSet, FlagError> {
+        self.flags.get_or_init(|| {
+            let parsed = FlagSet::parse(&self.bytes, &self.content_type);
+            if let Ok(set) = &parsed {
+                let version = self.version.as_deref().unwrap_or("(unlabelled)");
+                for warning in set.warnings() {
+                    log::warn!("flags of version {version}: {warning}");
+                }
+            }
+            parsed
+        })
+    }
+
+    /// The flag set to evaluate for a whole-profile request, when the data has variants (or
+    /// is a deployment-time document); `None` means the bytes are served unchanged.
+    pub fn variant_flags(&self) -> Option<&FlagSet> {
+        if !self.may_have_variants() {
+            return None;
+        }
+        match self.flags() {
+            Ok(set) if !set.is_served_unchanged() => Some(set),
+            _ => None,
         }
     }
+
+    /// The Ion multi-variant form, or JSON naming `_variants` or a `values` member: cheap
+    /// tests that keep plain configurations from ever being parsed on the request path.
+    fn may_have_variants(&self) -> bool {
+        let media_type = self.content_type.split(';').next().unwrap_or("").trim();
+        media_type.eq_ignore_ascii_case("application/ion")
+            || contains(&self.bytes, b"\"_variants\"")
+            || contains(&self.bytes, b"\"values\"")
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle)
 }
 
 /// Why a request got no data.

@@ -6,8 +6,9 @@
 
 use std::sync::Arc;
 
-use crate::cache::{Cache, CacheError, ConfigKey, Snapshot};
+use crate::cache::{etag_of, Cache, CacheError, ConfigKey, Snapshot};
 use crate::credentials::CredentialsError;
+use crate::flags::{parse_context, FlagError};
 use crate::logging::Secret;
 use crate::upstream::UpstreamError;
 
@@ -153,35 +154,57 @@ impl Router {
             Ok(snapshot) => snapshot,
             Err(error) => return cache_error_reply(key, &error),
         };
-        if !flags.is_empty() {
-            return Reply::error(
-                400,
-                "BadRequest",
-                format!("flag is only accepted on feature-flag data, and {key} is not a flag set"),
+        let evaluated = if flags.is_empty() {
+            snapshot.variant_flags().map(|set| (set, None))
+        } else {
+            match snapshot.flags() {
+                Ok(set) => Some((set, Some(flags))),
+                Err(error) => {
+                    return Reply::error(400, "BadRequest", format!("{key}: {error}"));
+                }
+            }
+        };
+        let Some((set, keys)) = evaluated else {
+            return answer(
+                request,
+                snapshot.content_type.clone(),
+                snapshot.etag.clone(),
+                &snapshot.version,
+                ReplyBody::Snapshot(Arc::clone(&snapshot)),
             );
-        }
-        let mut headers = vec![
-            ("Content-Type", snapshot.content_type.clone()),
-            ("ETag", snapshot.etag.clone()),
-        ];
-        if let Some(version) = &snapshot.version {
-            headers.push(("Configuration-Version", version.clone()));
-        }
-        if request
-            .header_values("if-none-match")
-            .any(|v| etag_matches(v, &snapshot.etag))
-        {
-            return Reply {
-                status: 304,
-                headers,
-                body: ReplyBody::Empty,
-            };
-        }
-        Reply {
-            status: 200,
-            headers,
-            body: ReplyBody::Snapshot(snapshot),
-        }
+        };
+
+        // Variant answers depend on the caller's context (feature-flags.md §3).
+        let values: Vec<&[u8]> = request
+            .header_values("context")
+            .map(str::as_bytes)
+            .collect();
+        let context = match parse_context(&values) {
+            Ok(context) => context,
+            Err(error) => return Reply::error(400, "BadRequest", error),
+        };
+        let bytes = match keys {
+            None => set.evaluate_all(&context),
+            Some(keys) => match set.evaluate(keys, &context) {
+                Ok(bytes) => bytes,
+                Err(FlagError::UnknownFlag(flag)) => {
+                    return Reply::error(
+                        404,
+                        "ResourceNotFoundException",
+                        format!("flag {flag:?} was not found in {key}"),
+                    );
+                }
+                Err(error) => return Reply::error(400, "BadRequest", format!("{key}: {error}")),
+            },
+        };
+        let etag = etag_of(&bytes);
+        answer(
+            request,
+            "application/json".to_string(),
+            etag,
+            &snapshot.version,
+            ReplyBody::Bytes(bytes),
+        )
     }
 
     /// `Authorization: Bearer <token>` when `ACCESS_TOKEN` is set, compared in constant time.
@@ -197,6 +220,36 @@ impl Router {
             };
             constant_time_eq(presented.as_bytes(), expected.expose().as_bytes())
         })
+    }
+}
+
+/// A `200` with the headers of product.md §2.3, or a `304` when the caller's `If-None-Match`
+/// names this ETag.
+fn answer(
+    request: &RequestView<'_>,
+    content_type: String,
+    etag: String,
+    version: &Option<String>,
+    body: ReplyBody,
+) -> Reply {
+    let matched = request
+        .header_values("if-none-match")
+        .any(|v| etag_matches(v, &etag));
+    let mut headers = vec![("Content-Type", content_type), ("ETag", etag)];
+    if let Some(version) = version {
+        headers.push(("Configuration-Version", version.clone()));
+    }
+    if matched {
+        return Reply {
+            status: 304,
+            headers,
+            body: ReplyBody::Empty,
+        };
+    }
+    Reply {
+        status: 200,
+        headers,
+        body,
     }
 }
 
