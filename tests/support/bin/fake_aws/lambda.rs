@@ -57,9 +57,9 @@ impl LambdaFake {
         deadline_after_ms: u64,
         timeline: &mut Timeline,
     ) -> Result<String, FakeAwsError> {
-        let request_id = self.api.invoke(deadline_in(deadline_after_ms));
-        let number = self.queued(format!("INVOKE {request_id}"), timeline);
         let queued_at = Instant::now();
+        let request_id = self.api.invoke(deadline_in(deadline_after_ms));
+        let number = self.queued(queued_at, format!("INVOKE {request_id}"), timeline);
 
         if !self.api.wait_for_next_calls(number + 1, self.bound) {
             return Err(FakeAwsError::AgentSilent {
@@ -83,8 +83,9 @@ impl LambdaFake {
         deadline_after_ms: u64,
         timeline: &mut Timeline,
     ) -> Result<String, FakeAwsError> {
+        let queued_at = Instant::now();
         self.api.shutdown(reason, deadline_in(deadline_after_ms));
-        let number = self.queued(format!("SHUTDOWN {reason}"), timeline);
+        let number = self.queued(queued_at, format!("SHUTDOWN {reason}"), timeline);
         Ok(format!(
             "SHUTDOWN {reason} queued for event/next #{number}, deadlineMs {deadline_after_ms} ms \
              from now"
@@ -160,14 +161,11 @@ impl LambdaFake {
         entries
     }
 
-    /// Remembers an event just queued and notes it; returns the `event/next` call it goes to.
-    fn queued(&mut self, event: String, timeline: &mut Timeline) -> usize {
+    /// Remembers an event queued at `at` and notes it; returns the `event/next` call it goes to.
+    fn queued(&mut self, at: Instant, event: String, timeline: &mut Timeline) -> usize {
+        let number = self.events.len() + 1;
+        timeline.note(at, format!("{event} queued for event/next #{number}"));
         self.events.push(event);
-        let number = self.events.len();
-        timeline.note(format!(
-            "{} queued for event/next #{number}",
-            self.events[number - 1]
-        ));
         number
     }
 }

@@ -198,6 +198,7 @@ impl Fakes {
 
     /// Reads the file now and deploys its bytes; returns the note to print.
     fn deploy(&mut self, deployment: &Deployment) -> Result<String, FakeAwsError> {
+        let deployed_at = Instant::now();
         let body = fs::read(&deployment.file).map_err(|error| FakeAwsError::CannotRead {
             path: deployment.file.clone(),
             error,
@@ -216,8 +217,8 @@ impl Fakes {
             Some(&deployment.version),
         );
         let version = &deployment.version;
-        self.timeline
-            .note(format!("deploy {app}:{env}:{profile} version {version}"));
+        let note = format!("deploy {app}:{env}:{profile} version {version}");
+        self.timeline.note(deployed_at, note);
         Ok(format!(
             "deployed {app}:{env}:{profile} version {version} ({} bytes, {content_type})",
             body.len()

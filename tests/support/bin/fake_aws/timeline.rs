@@ -34,9 +34,10 @@ impl Timeline {
         }
     }
 
-    /// Records one of this program's own actions, now.
-    pub fn note(&mut self, text: String) {
-        self.notes.push((Instant::now(), text));
+    /// Records one of this program's own actions, done at `at`. Take `at` before acting: the
+    /// agent may react to an event before this program gets to write the note.
+    pub fn note(&mut self, at: Instant, text: String) {
+        self.notes.push((at, text));
     }
 
     /// The notes and the given calls as `SECONDS WHAT` items in time order, joined by ` | `:
