@@ -119,7 +119,8 @@ impl LambdaFake {
         )
     }
 
-    /// One timeline entry per call received, saying what it carried or got.
+    /// One timeline entry per call received, saying what it carried or got. The fake records
+    /// requests, not answers, so each answer shown is worked out from the fake's own rules.
     pub fn entries(&self) -> Vec<Entry> {
         let calls = self.api.calls();
         let accepted_register = self.api.registered().and_then(|registration| {
@@ -142,9 +143,7 @@ impl LambdaFake {
                     let events = registered_events(&call.body).join(",");
                     format!("register name={name} events={events} -> {status}")
                 }
-                CallKind::NextEvent
-                    if call.header("Lambda-Extension-Identifier") == Some(IDENTIFIER) =>
-                {
+                CallKind::NextEvent if is_registered && has_identifier(call) => {
                     next_calls += 1;
                     match self.events.get(next_calls - 1) {
                         Some(event) => format!("event/next #{next_calls} -> {event}"),
@@ -177,6 +176,11 @@ fn is_registration(call: &Call, registration: &Registration) -> bool {
         && registered_events(&call.body) == registration.events
 }
 
+/// Whether `call` carries the identifier that `register` hands out.
+fn has_identifier(call: &Call) -> bool {
+    call.header("Lambda-Extension-Identifier") == Some(IDENTIFIER)
+}
+
 /// The `events` array of a register body, or nothing when it is not one.
 fn registered_events(body: &str) -> Vec<String> {
     let body: Value = serde_json::from_str(body).unwrap_or_default();
@@ -194,9 +198,7 @@ fn error_report(path: &str, call: &Call, is_registered: bool) -> String {
     let error_type = call
         .header("Lambda-Extension-Function-Error-Type")
         .filter(|error_type| !error_type.is_empty());
-    let is_accepted = is_registered
-        && error_type.is_some()
-        && call.header("Lambda-Extension-Identifier") == Some(IDENTIFIER);
+    let is_accepted = is_registered && error_type.is_some() && has_identifier(call);
     let status = if is_accepted { "202" } else { "403" };
     let body: Value = serde_json::from_str(&call.body).unwrap_or_default();
     let message = body
