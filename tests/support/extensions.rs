@@ -147,12 +147,18 @@ impl FakeExtensionsApi {
         reason = "a fake that cannot bind must fail the test"
     )]
     pub fn start() -> FakeExtensionsApi {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the fake Extensions API");
-        let address = listener.local_addr().expect("read the fake's address");
+        Self::try_start().expect("bind the fake Extensions API on 127.0.0.1:0")
+    }
+
+    /// Like [`Self::start`], but returns the error when loopback cannot be bound; for the
+    /// `fake-aws` demo program, which reports it instead of panicking.
+    pub fn try_start() -> std::io::Result<FakeExtensionsApi> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let address = listener.local_addr()?;
         let shared = Arc::new(Shared::default());
         let accepting = Arc::clone(&shared);
         thread::spawn(move || accept_connections(&listener, &accepting));
-        FakeExtensionsApi { shared, address }
+        Ok(FakeExtensionsApi { shared, address })
     }
 
     /// The value for `AWS_LAMBDA_RUNTIME_API`: `127.0.0.1:PORT`, no scheme.
