@@ -41,6 +41,36 @@ impl fmt::Display for ConfigKey {
     }
 }
 
+/// Decodes the `%XX` escapes of a path segment or query value, the one way both request paths
+/// and `PREFETCH_LIST` items are read; `+` stays a plus (product.md §2.1). `None` on a bad escape or
+/// on bytes that are not UTF-8.
+pub fn percent_decode(raw: &str) -> Option<String> {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let high = hex_value(*bytes.get(i + 1)?)?;
+            let low = hex_value(*bytes.get(i + 2)?)?;
+            out.push(high << 4 | low);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+fn hex_value(byte: u8) -> Option<u8> {
+    match byte {
+        b'0'..=b'9' => Some(byte - b'0'),
+        b'a'..=b'f' => Some(byte - b'a' + 10),
+        b'A'..=b'F' => Some(byte - b'A' + 10),
+        _ => None,
+    }
+}
+
 /// One cached version of a configuration, shared with every request that serves it.
 #[derive(Debug)]
 pub struct Snapshot {

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use crate::cache::{etag_of, Cache, CacheError, ConfigKey, Snapshot};
+use crate::cache::{etag_of, percent_decode, Cache, CacheError, ConfigKey, Snapshot};
 use crate::credentials::CredentialsError;
 use crate::flags::{parse_context, FlagError};
 use crate::logging::Secret;
@@ -316,35 +316,6 @@ fn decode_segment(what: &str, raw: &str) -> Result<String, RouteError> {
         )));
     }
     Ok(decoded)
-}
-
-/// Decodes `%XX` escapes; `+` stays a plus (product.md §2.1). `None` on a bad escape or
-/// on bytes that are not UTF-8.
-fn percent_decode(raw: &str) -> Option<String> {
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let high = hex_value(*bytes.get(i + 1)?)?;
-            let low = hex_value(*bytes.get(i + 2)?)?;
-            out.push(high << 4 | low);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
-fn hex_value(byte: u8) -> Option<u8> {
-    match byte {
-        b'0'..=b'9' => Some(byte - b'0'),
-        b'a'..=b'f' => Some(byte - b'a' + 10),
-        b'A'..=b'F' => Some(byte - b'A' + 10),
-        _ => None,
-    }
 }
 
 /// Weak comparison, as RFC 9110 asks of `If-None-Match`: a list of tags or `*`.
