@@ -80,25 +80,35 @@ pub struct Snapshot {
     /// A strong validator of `bytes`, quoted, ready for the `ETag` header.
     pub etag: String,
     /// The bytes read as a flag set, once per version (feature-flags.md: rules are parsed
-    /// once, not per request). Filled when the snapshot is made for data that may hold
-    /// variants, so whole-profile requests never parse; otherwise on the first `?flag=`.
+    /// once, not per request). Filled by [`Snapshot::read_flags`] when the cache keeps a new
+    /// version that may hold variants, so whole-profile requests never parse; otherwise on the
+    /// first `?flag=`.
     flags: OnceLock<Result<FlagSet, FlagError>>,
+    /// The configuration these bytes belong to, named in the flag warnings.
+    key: ConfigKey,
 }
 
 impl Snapshot {
-    pub fn new(content: Content) -> Self {
+    /// Wraps fetched content. Flags are not read yet: a version sent again unchanged is
+    /// dropped, and reading it would log its warnings a second time (feature-flags.md §4.2).
+    pub fn new(key: &ConfigKey, content: Content) -> Self {
         let etag = etag_of(&content.bytes);
-        let snapshot = Snapshot {
+        Snapshot {
             bytes: content.bytes,
             content_type: content.content_type,
             version: content.version,
             etag,
             flags: OnceLock::new(),
-        };
-        if snapshot.may_have_variants() {
-            snapshot.flags();
+            key: key.clone(),
         }
-        snapshot
+    }
+
+    /// Reads the flags now if whole-profile requests will need them, for a snapshot the cache
+    /// is about to keep.
+    fn read_flags(&self) {
+        if self.may_have_variants() {
+            self.flags();
+        }
     }
 
     /// The data read as a flag set, parsed on first use and kept for this version; warnings
@@ -109,7 +119,7 @@ impl Snapshot {
             if let Ok(set) = &parsed {
                 let version = self.version.as_deref().unwrap_or("(unlabelled)");
                 for warning in set.warnings() {
-                    log::warn!("flags of version {version}: {warning}");
+                    log::warn!("flags of {} version {version}: {warning}", self.key);
                 }
             }
             parsed
@@ -441,7 +451,7 @@ impl Cache {
                 state.last_error = None;
                 match poll.content {
                     Some(content) => {
-                        let snapshot = Snapshot::new(content);
+                        let snapshot = Snapshot::new(&entry.key, content);
                         let same = state.data.as_ref().is_some_and(|old| {
                             old.etag == snapshot.etag
                                 && old.version == snapshot.version
@@ -451,16 +461,20 @@ impl Cache {
                             log::debug!("{} sent again unchanged", entry.key);
                         } else {
                             log_retrieval(&entry.key, state.data.as_deref(), &snapshot, elapsed_ms);
+                            snapshot.read_flags();
                             state.data = Some(Arc::new(snapshot));
                         }
                     }
                     None if state.data.is_none() => {
                         log::info!("retrieved {} (empty) in {elapsed_ms} ms", entry.key);
-                        state.data = Some(Arc::new(Snapshot::new(Content {
-                            bytes: Vec::new(),
-                            content_type: "application/octet-stream".into(),
-                            version: None,
-                        })));
+                        state.data = Some(Arc::new(Snapshot::new(
+                            &entry.key,
+                            Content {
+                                bytes: Vec::new(),
+                                content_type: "application/octet-stream".into(),
+                                version: None,
+                            },
+                        )));
                     }
                     None => log::debug!("{} unchanged", entry.key),
                 }
