@@ -1,8 +1,8 @@
 //! Feature-flag data (feature-flags.md §1–§3): reads a [`FlagSet`] once per configuration
 //! version from basic JSON, deployment-time JSON with `_variants`, or the Ion multi-variant form,
 //! and answers whole-profile and `?flag=` requests for a [`Context`] taken from `Context` headers.
-//! Pure: no I/O, no statuses, no logging (`routes` maps [`FlagError`] and logs
-//! [`FlagSet::warnings`]). Uses `rules` for variant rules and `ion` for Ion text.
+//! Pure: no I/O, no statuses, no logging (`routes` maps [`FlagError`]; `cache` parses once per
+//! version and logs [`FlagSet::warnings`]). Uses `rules` for variant rules and `ion` for Ion text.
 
 mod context;
 
