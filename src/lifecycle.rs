@@ -6,7 +6,7 @@
 use std::fmt;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, UNIX_EPOCH};
 
 use crate::cache::{lock, Cache, CacheConfig};
 use crate::credentials::{self, CredentialsError, HttpContext};
@@ -14,6 +14,7 @@ use crate::extension_api::{Event, ExtensionError, ExtensionsClient};
 use crate::routes::Router;
 use crate::server::{HttpServer, ServerError};
 use crate::settings::{Settings, SettingsError};
+use crate::timestamp::format_utc;
 use crate::upstream::{self, Upstream, UpstreamConfig, UpstreamError};
 
 /// The standalone timer wakes at least this often to look for due entries, so entries created
@@ -223,7 +224,11 @@ fn run_lambda(
                 reason,
                 deadline_ms,
             }) => {
-                log::info!("SHUTDOWN ({reason}, deadline {deadline_ms}); stopping");
+                let deadline = UNIX_EPOCH + Duration::from_millis(deadline_ms);
+                log::info!(
+                    "SHUTDOWN ({reason}, deadline {}); stopping",
+                    format_utc(deadline)
+                );
                 agent.server.shutdown(SHUTDOWN_GRACE);
                 log::logger().flush();
                 return Ok(());

@@ -7,7 +7,11 @@ use appconfig_lite::settings::{self, Settings};
 use appconfig_lite::{lifecycle, logging};
 
 fn main() -> ExitCode {
-    match std::env::args().nth(1).as_deref() {
+    // args_os: a non-UTF-8 argument must get the message below, not a panic.
+    let first = std::env::args_os()
+        .nth(1)
+        .map(|arg| arg.to_string_lossy().into_owned());
+    match first.as_deref() {
         Some("--version" | "-V") => {
             println!("appconfig-lite {}", env!("CARGO_PKG_VERSION"));
             return ExitCode::SUCCESS;
@@ -16,7 +20,14 @@ fn main() -> ExitCode {
             print!("{}", settings::HELP_TEXT);
             return ExitCode::SUCCESS;
         }
-        _ => {}
+        Some(other) => {
+            eprintln!(
+                "appconfig-lite: unknown argument {other:?}; the agent takes only --help or \
+                 --version and is configured through environment variables (see --help)"
+            );
+            return ExitCode::from(2);
+        }
+        None => {}
     }
 
     // Lambda matches the registered name against the executable's file name (wire.md §1).

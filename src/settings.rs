@@ -192,13 +192,19 @@ pub const SETTING_NAMES: &[&str] = &[
 /// The settings table for `--help` (product.md §9): every agent variable with what it accepts
 /// and its default, then the AWS variables honoured as well.
 pub const HELP_TEXT: &str = "\
+usage: appconfig-lite [--help | --version]
+
+A local cache and HTTP server for AWS AppConfig data (a drop-in for the AWS AppConfig Agent).
+It is configured only through environment variables; it runs as a Lambda extension when
+AWS_LAMBDA_RUNTIME_API is set, else as a standalone agent.
+
 Settings (each may also be spelled AWS_APPCONFIG_EXTENSION_<NAME>, which wins):
   HTTP_PORT                    listener port, 0 to 65535 (0: any free port)   2772
   HTTP_HOST                    localhost, all, or an IP address               localhost
   POLL_INTERVAL_SECONDS        refresh period: 45, 45s, 5m, 1h (1 s to 24 h)  45s
-  POLL_INTERVAL                same as POLL_INTERVAL_SECONDS
+  POLL_INTERVAL                container name of POLL_INTERVAL_SECONDS
   POLL_TIMEOUT_MILLIS          bound on one call to AWS: 3000, 3000ms, 5s     3000ms
-  REQUEST_TIMEOUT              same as POLL_TIMEOUT_MILLIS
+  REQUEST_TIMEOUT              container name of POLL_TIMEOUT_MILLIS
   PREFETCH_LIST                app:env:profile,... fetched at start           none
   MAX_CONNECTIONS              most simultaneous calls to AWS, 1 to 1024      3
   LOG_LEVEL                    trace debug info warn error fatal none         info
@@ -208,13 +214,13 @@ Settings (each may also be spelled AWS_APPCONFIG_EXTENSION_<NAME>, which wins):
   ROLE_SESSION_NAME            session name for ROLE_ARN                      none
   SERVICE_REGION               region to call instead of AWS_REGION           AWS_REGION
   PROXY_URL                    http:// or https:// proxy for calls to AWS     none
-  PROXY_HEADERS                Name: value, Name2: value2                     none
-  MANIFEST                     file:/path.json, inline JSON, app:env:profile  none
-  WAIT_ON_MANIFEST             true or false: wait for the manifest at start  true
+  PROXY_HEADERS                not supported yet: ignored with a warning
+  MANIFEST                     not supported yet: refused at start
+  WAIT_ON_MANIFEST             not supported yet (goes with MANIFEST)
   ACCESS_TOKEN                 bearer token callers must send                 none
-  BACKUP_DIRECTORY             folder for disk copies of configurations       none
-  PRELOAD_BACKUPS              true or false: serve backups until refreshed   true
-  LOCAL_DEVELOPMENT_DIRECTORY  serve files from this folder, never call AWS   none
+  BACKUP_DIRECTORY             not supported yet: ignored with a warning
+  PRELOAD_BACKUPS              not supported yet (goes with BACKUP_DIRECTORY)
+  LOCAL_DEVELOPMENT_DIRECTORY  not supported yet: refused at start
 Also honoured: AWS_REGION, AWS_DEFAULT_REGION, AWS_ENDPOINT_URL,
   AWS_ENDPOINT_URL_APPCONFIGDATA, AWS_ENDPOINT_URL_STS, AWS_USE_FIPS_ENDPOINT,
   AWS_USE_DUALSTACK_ENDPOINT, AWS_LAMBDA_LOG_FORMAT, AWS_LAMBDA_RUNTIME_API

@@ -104,6 +104,23 @@ fn version_and_help_work_without_any_environment() {
 }
 
 #[test]
+fn an_unknown_argument_is_refused_with_usage_instead_of_starting() {
+    for argument in ["--bogus", "help", "\u{e9}t\u{e9}"] {
+        let output = Command::new(AGENT_BINARY)
+            .arg(argument)
+            .env_clear()
+            .output()
+            .expect("run the agent");
+        assert_eq!(output.status.code(), Some(2), "{argument}: {output:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("unknown argument") && stderr.contains("--help"),
+            "{argument}: {stderr}"
+        );
+    }
+}
+
+#[test]
 fn an_unknown_prefixed_setting_logs_one_warning_with_the_closest_name() {
     let mut vars = valid_vars();
     vars.push((
