@@ -1,5 +1,6 @@
 //! What a hostile or broken peer can do to the agent, driven through the real binary against the
-//! loopback fake AppConfigData: upstream answers outside the usual ranges.
+//! loopback fake AppConfigData: upstream answers outside the usual ranges, requests that name
+//! configurations which do not exist, and the cache's entry cap.
 //!
 //! Each test asserts on statuses, bodies and the fake's call log; waits are bounded
 //! `wait_until`s, never sleeps.
@@ -11,16 +12,24 @@
 
 mod support;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread;
 use std::time::Duration;
 
-use support::agent::AgentProcess;
-use support::appconfigdata::FakeAppConfig;
+use support::agent::{request, AgentProcess, Response};
+use support::appconfigdata::{FakeAppConfig, Operation};
 use support::wait_until;
 
 const V1: &[u8] = br#"{"checkout":{"enabled":false}}"#;
 const V2: &[u8] = br#"{"checkout":{"enabled":true}}"#;
+const V3: &[u8] = br#"{"checkout":{"enabled":true,"limit":3}}"#;
 /// Bound on waiting for something a working agent does within a few seconds.
 const PATIENCE: Duration = Duration::from_secs(20);
+/// quality.md (Security): the default cap on cache entries.
+const MAX_ENTRIES: usize = 1000;
+/// Client threads for the tests that send many requests.
+const CLIENTS: usize = 8;
 
 fn path(profile: &str) -> String {
     format!("/applications/shop/environments/prod/configurations/{profile}")
@@ -51,6 +60,37 @@ fn wait_for_body(agent: &AgentProcess, path: &str, body: &[u8]) {
         "{path} still serves {last:?}; log:\n{}",
         agent.stderr_text()
     );
+}
+
+/// `GET` of every path in `paths`, spread over a few client threads; answers in path order.
+fn get_all(agent: &AgentProcess, paths: Vec<String>) -> Vec<Response> {
+    let addr = agent.addr();
+    let paths = Arc::new(paths);
+    let next = Arc::new(AtomicUsize::new(0));
+    let workers: Vec<_> = (0..CLIENTS)
+        .map(|_| {
+            let paths = Arc::clone(&paths);
+            let next = Arc::clone(&next);
+            thread::spawn(move || {
+                let mut answers = Vec::new();
+                loop {
+                    let index = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(path) = paths.get(index) else {
+                        return answers;
+                    };
+                    let response = request(addr, "GET", path, &[])
+                        .unwrap_or_else(|error| panic!("GET {path}: {error}"));
+                    answers.push((index, response));
+                }
+            })
+        })
+        .collect();
+    let mut answers: Vec<(usize, Response)> = workers
+        .into_iter()
+        .flat_map(|worker| worker.join().unwrap())
+        .collect();
+    answers.sort_by_key(|(index, _)| *index);
+    answers.into_iter().map(|(_, response)| response).collect()
 }
 
 fn assert_no_panic(agent: &AgentProcess) {
@@ -85,5 +125,107 @@ fn a_huge_advised_poll_interval_neither_crashes_workers_nor_stops_the_refresh_ti
     assert_eq!((first.status, first.body.as_slice()), (200, V1), "{first}");
     fake.deploy("shop", "prod", "other", V2, "application/json", Some("2"));
     wait_for_body(&agent, &path("other"), V2);
+    assert_no_panic(&agent);
+}
+
+/// Requests for configurations the service does not know once left an entry each behind, so a
+/// thousand of them (a typo in a loop, a scanner) filled the cap and every configuration asked
+/// for afterwards got `503`, however real.
+#[test]
+fn requests_for_unknown_configurations_do_not_use_up_the_cache() {
+    let fake = FakeAppConfig::start();
+    fake.deploy("shop", "prod", "flags", V1, "application/json", Some("1"));
+    let agent = start_agent(&fake, &[]);
+
+    let unknown: Vec<String> = (0..MAX_ENTRIES)
+        .map(|index| path(&format!("missing-{index}")))
+        .collect();
+    for (index, response) in get_all(&agent, unknown).iter().enumerate() {
+        assert_eq!(response.status, 404, "missing-{index}: {response}");
+    }
+
+    let response = agent.get(&path("flags"));
+    assert_eq!(
+        (response.status, response.body.as_slice()),
+        (200, V1),
+        "{response}"
+    );
+    assert_no_panic(&agent);
+}
+
+/// A configuration that failed its first fetch is fetched again when it is next asked for
+/// (product.md §5: "retried on first use"), not polled in the background every interval for
+/// as long as the agent runs.
+#[test]
+fn a_configuration_that_failed_its_first_fetch_is_not_polled_in_the_background() {
+    let fake = FakeAppConfig::start();
+    fake.set_poll_interval(1);
+    fake.deploy("shop", "prod", "flags", V1, "application/json", Some("1"));
+    let agent = start_agent(&fake, &[("POLL_INTERVAL", "1")]);
+
+    let missing = agent.get(&path("missing"));
+    assert_eq!(missing.status, 404, "{missing}");
+    let first = agent.get(&path("flags"));
+    assert_eq!((first.status, first.body.as_slice()), (200, V1), "{first}");
+
+    // Two refreshes of the known entry, each due after the unknown one would have been.
+    fake.deploy("shop", "prod", "flags", V2, "application/json", Some("2"));
+    wait_for_body(&agent, &path("flags"), V2);
+    fake.deploy("shop", "prod", "flags", V3, "application/json", Some("3"));
+    wait_for_body(&agent, &path("flags"), V3);
+
+    let sessions_for_missing = fake
+        .calls()
+        .iter()
+        .filter(|call| {
+            call.operation == Operation::StartConfigurationSession
+                && call.key.as_deref() == Some("shop:prod:missing")
+        })
+        .count();
+    assert_eq!(sessions_for_missing, 1, "calls: {:#?}", fake.calls());
+
+    // Asked for again, it is fetched again, and found once deployed.
+    fake.deploy("shop", "prod", "missing", V1, "application/json", Some("1"));
+    let found = agent.get(&path("missing"));
+    assert_eq!((found.status, found.body.as_slice()), (200, V1), "{found}");
+}
+
+/// quality.md (Security): the cache holds at most 1,000 entries; a new one beyond that gets
+/// `503`, and the existing ones keep working.
+#[test]
+fn a_full_cache_refuses_new_configurations_with_503_and_keeps_serving_the_others() {
+    let fake = FakeAppConfig::start();
+    for index in 0..=MAX_ENTRIES {
+        let profile = format!("profile-{index}");
+        fake.deploy(
+            "shop",
+            "prod",
+            &profile,
+            profile.as_bytes(),
+            "text/plain",
+            None,
+        );
+    }
+    let agent = start_agent(&fake, &[]);
+
+    let paths: Vec<String> = (0..MAX_ENTRIES)
+        .map(|index| path(&format!("profile-{index}")))
+        .collect();
+    for (index, response) in get_all(&agent, paths).iter().enumerate() {
+        assert_eq!(
+            (response.status, response.text()),
+            (200, format!("profile-{index}")),
+            "profile-{index}"
+        );
+    }
+
+    let refused = agent.get(&path(&format!("profile-{MAX_ENTRIES}")));
+    assert_eq!(refused.status, 503, "{refused}");
+    assert!(
+        refused.text().starts_with("ServiceUnavailable: "),
+        "{refused}"
+    );
+    let kept = agent.get(&path("profile-7"));
+    assert_eq!((kept.status, kept.text().as_str()), (200, "profile-7"));
     assert_no_panic(&agent);
 }
