@@ -1,6 +1,7 @@
 //! What a hostile or broken peer can do to the agent, driven through the real binary against the
 //! loopback fake AppConfigData: upstream answers outside the usual ranges, requests that name
-//! configurations which do not exist, and the cache's entry cap.
+//! configurations which do not exist, the cache's entry cap, and request targets in forms other
+//! than the origin form.
 //!
 //! Each test asserts on statuses, bodies and the fake's call log; waits are bounded
 //! `wait_until`s, never sleeps.
@@ -17,7 +18,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use support::agent::{request, AgentProcess, Response};
+use support::agent::{request, AgentProcess, Connection, Response};
 use support::appconfigdata::{FakeAppConfig, Operation};
 use support::wait_until;
 
@@ -228,4 +229,37 @@ fn a_full_cache_refuses_new_configurations_with_503_and_keeps_serving_the_others
     let kept = agent.get(&path("profile-7"));
     assert_eq!((kept.status, kept.text().as_str()), (200, "profile-7"));
     assert_no_panic(&agent);
+}
+
+/// RFC 9112 §3.2.2: a server must accept a request target in absolute form
+/// (`GET http://host/path`), which clients send when they believe they talk to a proxy.
+#[test]
+fn a_request_target_in_absolute_form_is_routed_by_its_path() {
+    let fake = FakeAppConfig::start();
+    fake.deploy("shop", "prod", "flags", V1, "application/json", Some("1"));
+    let agent = start_agent(&fake, &[]);
+    let origin = format!("http://{}", agent.addr());
+
+    let mut connection = Connection::open(agent.addr()).unwrap();
+    let ping = connection
+        .send("GET", &format!("{origin}/ping"), &[], b"")
+        .unwrap();
+    assert_eq!((ping.status, ping.text().as_str()), (200, "healthy"));
+    let data = connection
+        .send("GET", &format!("{origin}{}?x=1", path("flags")), &[], b"")
+        .unwrap();
+    assert_eq!((data.status, data.body.as_slice()), (200, V1), "{data}");
+    let upper = connection
+        .send(
+            "GET",
+            &format!("HTTP://{}{}", agent.addr(), path("flags")),
+            &[],
+            b"",
+        )
+        .unwrap();
+    assert_eq!(upper.status, 200, "{upper}");
+    let elsewhere = connection
+        .send("GET", &format!("{origin}/nothing"), &[], b"")
+        .unwrap();
+    assert_eq!(elsewhere.status, 404, "{elsewhere}");
 }
