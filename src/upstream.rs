@@ -22,7 +22,7 @@ pub const MAX_CONFIGURATION_BYTES: u64 = 16 * 1024 * 1024;
 /// `RequiredMinimumPollIntervalInSeconds` (wire.md §2), and the life of a token.
 const LONGEST_POLL_INTERVAL_SECONDS: u64 = 86_400;
 
-/// Largest error or session body read; AWS error bodies are a few hundred bytes.
+/// Most bytes of an error body kept; AWS error bodies are a few hundred bytes.
 const MAX_SMALL_BODY_BYTES: u64 = 64 * 1024;
 
 /// A single-use configuration token (wire.md §2). Masked in logs.
@@ -391,7 +391,12 @@ impl Upstream {
             return Err(SendFailure::Final(SendFailure::from_io(e).into()));
         }
         if body.len() as u64 > limit {
-            return Err(SendFailure::Final(UpstreamError::TooLarge));
+            if (200..300).contains(&status) {
+                return Err(SendFailure::Final(UpstreamError::TooLarge));
+            }
+            // An error answer is read only for its name and message; a long one (a front
+            // end's error page) is cut, and the status and `x-amzn-ErrorType` still classify it.
+            body.truncate(MAX_SMALL_BODY_BYTES as usize);
         }
         Ok(Answer {
             status,

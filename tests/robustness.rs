@@ -19,7 +19,7 @@ use std::thread;
 use std::time::Duration;
 
 use support::agent::{request, AgentProcess, Connection, Response};
-use support::appconfigdata::{FakeAppConfig, Operation};
+use support::appconfigdata::{FakeAppConfig, Fault, FaultScope, Operation};
 use support::wait_until;
 
 const V1: &[u8] = br#"{"checkout":{"enabled":false}}"#;
@@ -127,6 +127,36 @@ fn a_huge_advised_poll_interval_neither_crashes_workers_nor_stops_the_refresh_ti
     fake.deploy("shop", "prod", "other", V2, "application/json", Some("2"));
     wait_for_body(&agent, &path("other"), V2);
     assert_no_panic(&agent);
+}
+
+/// An error answer longer than the 64 KiB the agent reads of error bodies was once reported as
+/// `ConfigurationTooLarge` ("over 16777216 bytes") with `502`, hiding the service's own error
+/// name and status (product.md §2.4: AccessDenied is `403`).
+#[test]
+fn a_long_error_answer_keeps_its_error_name_and_status() {
+    let fake = FakeAppConfig::start();
+    fake.deploy("shop", "prod", "flags", V1, "application/json", Some("1"));
+    let agent = start_agent(&fake, &[]);
+
+    for scope in [
+        FaultScope::StartConfigurationSession,
+        FaultScope::GetLatestConfiguration,
+    ] {
+        fake.inject_fault(scope, Fault::Forbidden403LongBody, 1);
+        let denied = agent.get(&path("flags"));
+        assert_eq!(denied.status, 403, "{scope:?}: {denied}");
+        assert!(
+            denied.text().starts_with("AccessDeniedException: "),
+            "{scope:?}: {denied}"
+        );
+    }
+
+    let served = agent.get(&path("flags"));
+    assert_eq!(
+        (served.status, served.body.as_slice()),
+        (200, V1),
+        "{served}"
+    );
 }
 
 /// Requests for configurations the service does not know once left an entry each behind, so a
