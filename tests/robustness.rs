@@ -14,7 +14,7 @@
 mod support;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::Duration;
 
@@ -182,6 +182,52 @@ fn requests_for_unknown_configurations_do_not_use_up_the_cache() {
         "{response}"
     );
     assert_no_panic(&agent);
+}
+
+/// Concurrent first requests share one fetch even when it fails (single flight, product.md
+/// §4): one session for all of them, and each caller gets the service's error, although the
+/// failed entry is dropped from the cache as soon as the fetch ends.
+#[test]
+fn concurrent_first_requests_that_fail_share_one_fetch_and_all_get_the_error() {
+    let fake = FakeAppConfig::start();
+    fake.deploy("shop", "prod", "flags", V1, "application/json", Some("1"));
+    // Slow answers, so that every caller joins the one fetch.
+    fake.set_response_delay(Duration::from_millis(400));
+    fake.inject_fault(FaultScope::StartConfigurationSession, Fault::Status500, 1);
+    let agent = start_agent(&fake, &[]);
+    let addr = agent.addr();
+
+    // No more callers than tiny_http has idle connection threads at start (4): a burst of
+    // more new connections can leave some unread until another connection closes (see the
+    // breaker report), and a caller that arrives after the failure rightly starts a new fetch.
+    let callers = 4;
+    let barrier = Arc::new(Barrier::new(callers));
+    let threads: Vec<_> = (0..callers)
+        .map(|_| {
+            let barrier = Arc::clone(&barrier);
+            thread::spawn(move || {
+                barrier.wait();
+                request(addr, "GET", &path("flags"), &[])
+            })
+        })
+        .collect();
+    for thread in threads {
+        let response = thread.join().unwrap().expect("an answer");
+        assert_eq!(response.status, 502, "{response}");
+        assert!(
+            response.text().starts_with("InternalServerException: "),
+            "{response}"
+        );
+    }
+    assert_eq!(fake.start_session_calls(), 1, "{:#?}", fake.calls());
+
+    let served = agent.get(&path("flags"));
+    assert_eq!(
+        (served.status, served.body.as_slice()),
+        (200, V1),
+        "{served}"
+    );
+    assert_eq!(fake.start_session_calls(), 2);
 }
 
 /// A configuration that failed its first fetch is fetched again when it is next asked for
