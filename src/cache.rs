@@ -495,15 +495,40 @@ impl Cache {
                         data.version.as_deref().unwrap_or("(unlabelled)"),
                     ),
                     None => log::warn!(
-                        "fetch of {} failed: {error}; next try on the next request or at {next}",
+                        "fetch of {} failed: {error}; next try on the next request for it",
                         entry.key
                     ),
                 }
                 state.last_error = Some(error);
             }
         }
+        let has_data = state.data.is_some();
         drop(state);
         entry.changed.notify_all();
+        if !has_data {
+            self.forget_if_empty(entry);
+        }
+    }
+
+    /// Removes `entry` from the map while it holds no data and no fetch of it runs, so that
+    /// configurations that could not be fetched (unknown names, denied access, a service that
+    /// is down) neither count against `max_entries` nor get polled in the background; the
+    /// next request for one starts over (product.md §5: a failed prefetch is "retried on
+    /// first use"). Callers already waiting on it keep their `Arc` and see the outcome.
+    fn forget_if_empty(&self, entry: &Entry) {
+        // Lock order: the map, then an entry (as in `has_due` and `next_due_in`).
+        let mut entries = lock(&self.entries);
+        let is_this_entry = entries
+            .get(&entry.key)
+            .is_some_and(|current| std::ptr::eq(Arc::as_ptr(current), entry));
+        if !is_this_entry {
+            return;
+        }
+        let state = lock(&entry.state);
+        if state.data.is_none() && !state.fetching {
+            drop(state);
+            entries.remove(&entry.key);
+        }
     }
 
     /// GetLatestConfiguration with the entry's token, starting a session first when there is

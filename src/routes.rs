@@ -103,9 +103,10 @@ impl Router {
 
     /// Answers one request. Never panics on what a caller sends.
     pub fn handle(&self, request: &RequestView<'_>) -> Reply {
-        let (path, query) = match request.target.split_once('?') {
+        let target = origin_form(request.target);
+        let (path, query) = match target.split_once('?') {
             Some((path, query)) => (path, query),
-            None => (request.target, ""),
+            None => (target, ""),
         };
         let route = match parse_route(path, query) {
             Ok(route) => route,
@@ -291,6 +292,24 @@ fn parse_route(path: &str, query: &str) -> Result<Route, RouteError> {
     Ok(Route::Configuration { key, flags })
 }
 
+/// The target without the `scheme://authority` of the absolute form, which a server must
+/// accept (RFC 9112 §3.2.2) and clients send when they take the agent for a proxy. An absolute
+/// form without a path stands for `/`.
+fn origin_form(target: &str) -> &str {
+    let scheme_length = ["http://", "https://"].into_iter().find_map(|scheme| {
+        let prefix = target.get(..scheme.len())?;
+        prefix.eq_ignore_ascii_case(scheme).then_some(scheme.len())
+    });
+    let Some(scheme_length) = scheme_length else {
+        return target;
+    };
+    let rest = &target[scheme_length..];
+    match rest.find(['/', '?']) {
+        Some(path_start) if rest[path_start..].starts_with('/') => &rest[path_start..],
+        _ => "/",
+    }
+}
+
 fn bad_shape() -> RouteError {
     RouteError::BadPath(
         "the path must be /applications/{app}/environments/{env}/configurations/{profile}".into(),
@@ -451,6 +470,22 @@ mod tests {
                 flags: vec!["one".into(), "two".into()]
             })
         );
+    }
+
+    #[test]
+    fn absolute_form_targets_keep_only_path_and_query() {
+        let cases = [
+            ("/ping", "/ping"),
+            ("http://127.0.0.1:2772/ping", "/ping"),
+            ("HTTPS://localhost/a?flag=x", "/a?flag=x"),
+            ("http://localhost", "/"),
+            ("http://localhost?x=/ping", "/"),
+            ("*", "*"),
+            ("http:/ping", "http:/ping"),
+        ];
+        for (target, expected) in cases {
+            assert_eq!(origin_form(target), expected, "{target}");
+        }
     }
 
     #[test]

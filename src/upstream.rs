@@ -18,7 +18,11 @@ use crate::signing::{self, RequestToSign, APPCONFIG_SERVICE};
 /// only a broken or hostile endpoint reaches it).
 pub const MAX_CONFIGURATION_BYTES: u64 = 16 * 1024 * 1024;
 
-/// Largest error or session body read; AWS error bodies are a few hundred bytes.
+/// Longest poll interval the service may advise or be asked for: AppConfigData's own bound on
+/// `RequiredMinimumPollIntervalInSeconds` (wire.md §2), and the life of a token.
+const LONGEST_POLL_INTERVAL_SECONDS: u64 = 86_400;
+
+/// Most bytes of an error body kept; AWS error bodies are a few hundred bytes.
 const MAX_SMALL_BODY_BYTES: u64 = 64 * 1024;
 
 /// A single-use configuration token (wire.md §2). Masked in logs.
@@ -36,7 +40,7 @@ impl SessionToken {
 pub struct Poll {
     /// The token for the next call; always replaces the one just used.
     pub next_token: SessionToken,
-    /// `Next-Poll-Interval-In-Seconds`, when the service sent a valid one.
+    /// `Next-Poll-Interval-In-Seconds`, when the service sent a valid one, at most 24 h.
     pub advised_interval: Option<Duration>,
     /// `None` when the configuration is unchanged (empty body or `204`).
     pub content: Option<Content>,
@@ -189,7 +193,8 @@ impl Upstream {
             "ApplicationIdentifier": key.application,
             "EnvironmentIdentifier": key.environment,
             "ConfigurationProfileIdentifier": key.profile,
-            "RequiredMinimumPollIntervalInSeconds": min_poll_interval.as_secs().clamp(15, 86_400),
+            "RequiredMinimumPollIntervalInSeconds":
+                min_poll_interval.as_secs().clamp(15, LONGEST_POLL_INTERVAL_SECONDS),
         })
         .to_string();
         let url = format!("{}/configurationsessions", self.endpoint);
@@ -241,10 +246,11 @@ impl Upstream {
                 })
             }
         };
+        // Capped, so that the cache can add it to an `Instant` whatever the service sent.
         let advised_interval = answer
             .header("next-poll-interval-in-seconds")
             .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+            .map(|seconds| Duration::from_secs(seconds.min(LONGEST_POLL_INTERVAL_SECONDS)));
         let content = if answer.status == 204 || answer.body.is_empty() {
             None
         } else {
@@ -385,7 +391,12 @@ impl Upstream {
             return Err(SendFailure::Final(SendFailure::from_io(e).into()));
         }
         if body.len() as u64 > limit {
-            return Err(SendFailure::Final(UpstreamError::TooLarge));
+            if (200..300).contains(&status) {
+                return Err(SendFailure::Final(UpstreamError::TooLarge));
+            }
+            // An error answer is read only for its name and message; a long one (a front
+            // end's error page) is cut, and the status and `x-amzn-ErrorType` still classify it.
+            body.truncate(MAX_SMALL_BODY_BYTES as usize);
         }
         // The buffer grew by doubling; the cache keeps it for a whole version, so give back the
         // slack (quality.md: cached data may cost at most 1.2 × its size).

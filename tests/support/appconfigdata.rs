@@ -52,6 +52,9 @@ pub enum Fault {
     Throttle429,
     /// 403 `AccessDeniedException`; not processed.
     Forbidden403,
+    /// 403 `AccessDeniedException` whose JSON body is padded past 64 KiB, as a front end's
+    /// error page may be; not processed.
+    Forbidden403LongBody,
     /// 403 `ExpiredTokenException`: the credentials that signed the call have expired, as AWS's
     /// front end answers; not processed (a token stays valid). After it, the fake expects the
     /// credentials given to [`FakeAppConfig::rotate_credentials_on_expiry`], if any.

@@ -253,6 +253,15 @@ fn front_end_fault(fault: Fault) -> Option<RawResponse> {
             "ExpiredTokenException",
             "The security token included in the request is expired",
         ),
+        Fault::Forbidden403LongBody => {
+            let padding = json!({ "Padding": "x".repeat(100 * 1024) });
+            return Some(error_response(
+                403,
+                "AccessDeniedException",
+                "injected access denial with a long body",
+                Some(padding),
+            ));
+        }
         Fault::ExpiredToken400 => return Some(token_error("Expired")),
         Fault::CorruptedToken400 => return Some(token_error("Corrupted")),
         Fault::ResetMidBody | Fault::Hang | Fault::MalformedBody => return None,
