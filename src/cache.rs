@@ -103,6 +103,14 @@ impl Snapshot {
         }
     }
 
+    /// Whether `other` holds the same bytes, type and version (a new session resends the
+    /// current version; that is no change).
+    fn is_same_as(&self, other: &Snapshot) -> bool {
+        self.etag == other.etag
+            && self.version == other.version
+            && self.content_type == other.content_type
+    }
+
     /// Reads the flags now if whole-profile requests will need them, for a snapshot the cache
     /// is about to keep.
     fn read_flags(&self) {
@@ -152,6 +160,15 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack
         .windows(needle.len())
         .any(|window| window == needle)
+}
+
+/// What a successful poll brought, prepared outside the entry lock.
+enum Received {
+    /// Empty body or `204`.
+    Unchanged,
+    /// The same bytes, type and version as the cached snapshot (a new session resends them).
+    SameAgain,
+    Version(Arc<Snapshot>),
 }
 
 /// Why a request got no data.
@@ -418,6 +435,9 @@ impl Cache {
         batch: Option<Arc<(Mutex<usize>, Condvar)>>,
     ) {
         let cache = Arc::clone(self);
+        let key = entry.key.clone();
+        let failed_entry = Arc::clone(&entry);
+        let failed_batch = batch.clone();
         let spawned = thread::Builder::new().name("fetch".into()).spawn(move || {
             cache.fetch(&entry);
             if let Some(batch) = batch {
@@ -426,46 +446,69 @@ impl Cache {
             }
         });
         if let Err(e) = spawned {
-            log::error!("cannot start a fetch thread: {e}");
+            log::error!(
+                "cannot start a fetch thread: {e}; {} stays as it is until the next try",
+                key
+            );
+            // The thread never ran: undo `fetching` (or the entry would never be fetched
+            // again) and count the attempt for anyone waiting on the batch.
+            lock(&failed_entry.state).fetching = false;
+            if let Some(batch) = failed_batch {
+                *lock(&batch.0) += 1;
+                batch.1.notify_all();
+            }
         }
     }
 
     /// One fetch attempt for `entry`, applied to its state.
     fn fetch(&self, entry: &Entry) {
-        let token = lock(&entry.state).token.take();
+        let (token, previous) = {
+            let mut state = lock(&entry.state);
+            (state.token.take(), state.data.clone())
+        };
         let started = Instant::now();
         let result = self.poll(&entry.key, token);
         let elapsed_ms = started.elapsed().as_millis();
+
+        // A new version is hashed and its flags parsed before the entry lock is taken again:
+        // requests read the entry under that lock, and a large configuration must not hold
+        // them up. Only this thread changes the data while `fetching` is set.
+        let result = result.map(|poll| {
+            let received = match poll.content {
+                None => Received::Unchanged,
+                Some(content) => {
+                    let snapshot = Snapshot::new(&entry.key, content);
+                    if previous
+                        .as_deref()
+                        .is_some_and(|old| old.is_same_as(&snapshot))
+                    {
+                        Received::SameAgain
+                    } else {
+                        log_retrieval(&entry.key, previous.as_deref(), &snapshot, elapsed_ms);
+                        snapshot.read_flags();
+                        Received::Version(Arc::new(snapshot))
+                    }
+                }
+            };
+            (poll.next_token, poll.advised_interval, received)
+        });
 
         let mut state = lock(&entry.state);
         let now = Instant::now();
         state.fetching = false;
         state.attempts += 1;
         match result {
-            Ok(poll) => {
-                state.token = Some((poll.next_token, SystemTime::now()));
-                state.advised_interval = poll.advised_interval;
+            Ok((next_token, advised_interval, received)) => {
+                state.token = Some((next_token, SystemTime::now()));
+                state.advised_interval = advised_interval;
                 state.last_poll = Some(now);
                 state.failures = 0;
                 state.retry_at = None;
                 state.last_error = None;
-                match poll.content {
-                    Some(content) => {
-                        let snapshot = Snapshot::new(&entry.key, content);
-                        let same = state.data.as_ref().is_some_and(|old| {
-                            old.etag == snapshot.etag
-                                && old.version == snapshot.version
-                                && old.content_type == snapshot.content_type
-                        });
-                        if same {
-                            log::debug!("{} sent again unchanged", entry.key);
-                        } else {
-                            log_retrieval(&entry.key, state.data.as_deref(), &snapshot, elapsed_ms);
-                            snapshot.read_flags();
-                            state.data = Some(Arc::new(snapshot));
-                        }
-                    }
-                    None if state.data.is_none() => {
+                match received {
+                    Received::Version(snapshot) => state.data = Some(snapshot),
+                    Received::SameAgain => log::debug!("{} sent again unchanged", entry.key),
+                    Received::Unchanged if state.data.is_none() => {
                         log::info!("retrieved {} (empty) in {elapsed_ms} ms", entry.key);
                         state.data = Some(Arc::new(Snapshot::new(
                             &entry.key,
@@ -476,7 +519,7 @@ impl Cache {
                             },
                         )));
                     }
-                    None => log::debug!("{} unchanged", entry.key),
+                    Received::Unchanged => log::debug!("{} unchanged", entry.key),
                 }
             }
             Err(error) => {

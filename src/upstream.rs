@@ -322,6 +322,9 @@ impl Upstream {
     }
 
     fn send_once(&self, method: &str, url: &str, body: &[u8]) -> Result<Answer, SendFailure> {
+        // Wait for a connection slot before signing: a signature made before a long wait could
+        // be older than the five minutes AWS accepts (wire.md §5).
+        let _slot = self.slots.acquire();
         let credentials = self
             .credentials
             .credentials()
@@ -361,7 +364,6 @@ impl Upstream {
                 message: format!("bad request: {e}"),
             })?;
 
-        let _slot = self.slots.acquire();
         let response = self.agent.run(request).map_err(SendFailure::from_ureq)?;
         let status = response.status().as_u16();
         let headers = response
