@@ -4,6 +4,7 @@
 //! It must not log (the logger is built from these settings, so warnings are handed back in
 //! [`Settings::warnings`]), open files or touch the network. It asks `credentials` to read its own
 //! variables and uses `cache::ConfigKey` and `logging::Secret` for the values it hands out.
+//! Single values are parsed in `values`, the region and endpoints resolved in `endpoints`.
 
 use std::collections::HashMap;
 use std::ffi::OsString;
