@@ -462,6 +462,22 @@ fn base_source(
     )))
 }
 
+/// `request` set up as the container endpoint and instance metadata are called: an error status
+/// is an answer to read, not a failure; the whole call is bounded by `timeout`; no redirect is
+/// followed and no proxy is used.
+fn direct_bounded<B>(
+    request: ureq::RequestBuilder<B>,
+    timeout: Duration,
+) -> ureq::RequestBuilder<B> {
+    request
+        .config()
+        .http_status_as_error(false)
+        .timeout_global(Some(timeout))
+        .max_redirects(0)
+        .proxy(None)
+        .build()
+}
+
 /// Reads the status and body of an answer from a credential endpoint, bounded in size. `what`
 /// names the call for the error ("container endpoint", "STS AssumeRole").
 fn read_answer(

@@ -71,10 +71,7 @@ impl ExtensionsClient {
             .header("Lambda-Extension-Name", name)
             .header("Content-Type", "application/json")
             .send(r#"{"events":["INVOKE","SHUTDOWN"]}"#.as_bytes())
-            .map_err(|e| ExtensionError {
-                call,
-                message: e.to_string(),
-            })?;
+            .map_err(unanswered(call))?;
         let status = response.status().as_u16();
         let identifier = response
             .headers()
@@ -107,17 +104,9 @@ impl ExtensionsClient {
         let call = "event/next";
         loop {
             let response = self
-                .agent
-                .get(&format!("{}/event/next", self.base))
-                .header(
-                    "Lambda-Extension-Identifier",
-                    self.identifier.as_deref().unwrap_or(""),
-                )
+                .identified(self.agent.get(&format!("{}/event/next", self.base)))
                 .call()
-                .map_err(|e| ExtensionError {
-                    call,
-                    message: e.to_string(),
-                })?;
+                .map_err(unanswered(call))?;
             let status = response.status().as_u16();
             let body = read_body(response);
             if status != 200 {
@@ -144,6 +133,14 @@ impl ExtensionsClient {
         self.report_error("exit/error", error_type, message)
     }
 
+    /// `request` with the identifier [`ExtensionsClient::register`] got (empty before that).
+    fn identified<B>(&self, request: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
+        request.header(
+            "Lambda-Extension-Identifier",
+            self.identifier.as_deref().unwrap_or(""),
+        )
+    }
+
     fn report_error(
         &self,
         call: &'static str,
@@ -152,19 +149,11 @@ impl ExtensionsClient {
     ) -> Result<(), ExtensionError> {
         let body = serde_json::json!({ "errorMessage": message, "errorType": error_type });
         let response = self
-            .agent
-            .post(&format!("{}/{call}", self.base))
-            .header(
-                "Lambda-Extension-Identifier",
-                self.identifier.as_deref().unwrap_or(""),
-            )
+            .identified(self.agent.post(&format!("{}/{call}", self.base)))
             .header("Lambda-Extension-Function-Error-Type", error_type)
             .header("Content-Type", "application/json")
             .send(body.to_string().as_bytes())
-            .map_err(|e| ExtensionError {
-                call,
-                message: e.to_string(),
-            })?;
+            .map_err(unanswered(call))?;
         let status = response.status().as_u16();
         let body = read_body(response);
         if (200..300).contains(&status) {
@@ -175,6 +164,14 @@ impl ExtensionsClient {
                 message: api_error(status, &body),
             })
         }
+    }
+}
+
+/// The error for a `call` that got no HTTP answer at all (refused, reset, malformed).
+fn unanswered(call: &'static str) -> impl FnOnce(ureq::Error) -> ExtensionError {
+    move |error| ExtensionError {
+        call,
+        message: error.to_string(),
     }
 }
 

@@ -187,24 +187,14 @@ fn escape_controls(message: &str) -> Cow<'_, str> {
     reason = "a test should stop at the first unexpected result"
 )]
 mod tests {
-    use std::time::{Duration, UNIX_EPOCH};
-
     use log::{Log, Record};
 
     use super::*;
-
-    fn at(milliseconds: i64) -> SystemTime {
-        let offset = Duration::from_millis(milliseconds.unsigned_abs());
-        if milliseconds >= 0 {
-            UNIX_EPOCH + offset
-        } else {
-            UNIX_EPOCH - offset
-        }
-    }
+    use crate::timestamp::at_milliseconds;
 
     #[test]
     fn text_lines_have_time_level_and_message() {
-        let time = at(1_796_396_400_120);
+        let time = at_milliseconds(1_796_396_400_120);
         let cases = [
             (Level::Error, "ERROR"),
             (Level::Warn, "WARN"),
@@ -222,7 +212,12 @@ mod tests {
 
     #[test]
     fn text_lines_escape_control_characters_so_one_event_stays_one_line() {
-        let line = format_line(at(0), Level::Warn, "bad\nname\r\u{1b}[31m\tx", false);
+        let line = format_line(
+            at_milliseconds(0),
+            Level::Warn,
+            "bad\nname\r\u{1b}[31m\tx",
+            false,
+        );
         assert_eq!(
             line,
             "1970-01-01T00:00:00.000Z WARN bad\\nname\\r\\u{1b}[31m\tx\n"
@@ -231,7 +226,12 @@ mod tests {
 
     #[test]
     fn json_lines_are_one_object_with_timestamp_level_and_message() {
-        let line = format_line(at(1_796_396_400_120), Level::Info, "say \"hi\"\nnow", true);
+        let line = format_line(
+            at_milliseconds(1_796_396_400_120),
+            Level::Info,
+            "say \"hi\"\nnow",
+            true,
+        );
         assert_eq!(
             line,
             "{\"timestamp\":\"2026-12-04T15:00:00.120Z\",\"level\":\"INFO\",\

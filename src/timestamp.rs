@@ -170,6 +170,18 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
     (year, month, day)
 }
 
+/// The time `milliseconds` after the Unix epoch (before it when negative), for the tests here
+/// and in `logging`.
+#[cfg(test)]
+pub(crate) fn at_milliseconds(milliseconds: i64) -> SystemTime {
+    let offset = Duration::from_millis(milliseconds.unsigned_abs());
+    if milliseconds >= 0 {
+        UNIX_EPOCH + offset
+    } else {
+        UNIX_EPOCH - offset
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,15 +245,6 @@ mod tests {
             days += 997;
             let (year, month, day) = civil_from_days(days);
             assert_eq!(days_from_civil(year, month, day), days);
-        }
-    }
-
-    fn at_milliseconds(milliseconds: i64) -> SystemTime {
-        let offset = Duration::from_millis(milliseconds.unsigned_abs());
-        if milliseconds >= 0 {
-            UNIX_EPOCH + offset
-        } else {
-            UNIX_EPOCH - offset
         }
     }
 

@@ -10,7 +10,6 @@
 mod support;
 
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, Once, PoisonError};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -23,6 +22,7 @@ use support::container_credentials::{ContainerAnswer, FakeContainerCredentials};
 use support::imds::FakeImds;
 use support::sigv4::ExpectedCredentials;
 use support::sts::{FakeSts, StsAnswer};
+use support::temp_dir::TempDir;
 
 /// 2099-12-31T12:00:00Z, the expiry the fakes use by default.
 const EXPIRY_2099: u64 = 4_102_401_600;
@@ -189,30 +189,46 @@ fn key_of(result: Result<Credentials, CredentialsError>) -> String {
     }
 }
 
-/// A fresh directory under the system temp dir, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let path = std::env::temp_dir().join(format!(
-            "appconfig-lite-credentials-{name}-{}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).unwrap();
-        TempDir(path)
-    }
-
-    fn write(&self, name: &str, content: &str) -> String {
-        let path = self.0.join(name);
-        std::fs::write(&path, content).unwrap();
-        path.to_string_lossy().into_owned()
-    }
+/// A source with only the container endpoint of `container`, reading the time from `clock`.
+fn container_source(
+    container: &FakeContainerCredentials,
+    clock: Arc<dyn Clock>,
+) -> Arc<dyn CredentialSource> {
+    let settings = settings(&[("AWS_CONTAINER_CREDENTIALS_FULL_URI", &container.url())]);
+    build(&settings, None, &no_sts(), clock)
 }
 
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+/// A source assuming [`ROLE_ARN`] (no external id, the default session name, outside Lambda)
+/// through `sts`, with `base` as the base credentials.
+fn assumed_role_source(
+    base: &CredentialSettings,
+    sts: &FakeSts,
+    clock: Arc<dyn Clock>,
+) -> Arc<dyn CredentialSource> {
+    build(
+        base,
+        Some(&role(None, None)),
+        &http(&sts.endpoint(), false),
+        clock,
+    )
+}
+
+/// Sets `clock` to each step, `(seconds before the first expiry, key expected, calls so far)`,
+/// and checks the key `source` gives and the calls `calls_so_far` counts.
+fn assert_refresh_steps(
+    clock: &TestClock,
+    source: &Arc<dyn CredentialSource>,
+    steps: &[(u64, &str, usize)],
+    calls_so_far: impl Fn() -> usize,
+) {
+    for &(before, expected, calls) in steps {
+        clock.set_before_expiry(before);
+        assert_eq!(
+            key_of(source.credentials()),
+            expected,
+            "{before} s before expiry"
+        );
+        assert_eq!(calls_so_far(), calls, "{before} s before expiry");
     }
 }
 
@@ -550,8 +566,7 @@ fn container_credentials_near_expiry_are_refreshed_before_use() {
         "2099-12-31T14:00:00+01:00",
     ));
     let clock = TestClock::before_expiry(3600);
-    let settings = settings(&[("AWS_CONTAINER_CREDENTIALS_FULL_URI", &container.url())]);
-    let source = build(&settings, None, &no_sts(), clock.clone());
+    let source = container_source(&container, clock.clone());
 
     // (seconds before the first expiry, key expected, calls so far)
     let steps = [
@@ -560,15 +575,7 @@ fn container_credentials_near_expiry_are_refreshed_before_use() {
         (299, "ASIASECOND", 2),
         (0, "ASIASECOND", 2),
     ];
-    for (before, expected, calls) in steps {
-        clock.set_before_expiry(before);
-        assert_eq!(
-            key_of(source.credentials()),
-            expected,
-            "{before} s before expiry"
-        );
-        assert_eq!(container.call_count(), calls, "{before} s before expiry");
-    }
+    assert_refresh_steps(&clock, &source, &steps, || container.call_count());
 }
 
 #[test]
@@ -590,8 +597,7 @@ fn credentials_are_fetched_again_after_a_long_gap() {
         "2100-01-09T12:00:00Z",
     ));
     let clock = TestClock::before_expiry(3600);
-    let settings = settings(&[("AWS_CONTAINER_CREDENTIALS_FULL_URI", &container.url())]);
-    let source = build(&settings, None, &no_sts(), clock.clone());
+    let source = container_source(&container, clock.clone());
     assert_eq!(key_of(source.credentials()), "ASIABEFORE");
 
     clock.set_after_expiry(5 * 86_400);
@@ -604,8 +610,7 @@ fn credentials_are_fetched_again_after_a_long_gap() {
 fn invalidate_makes_the_next_use_fetch_again() {
     capture_logs();
     let container = FakeContainerCredentials::start("/creds", None);
-    let settings = settings(&[("AWS_CONTAINER_CREDENTIALS_FULL_URI", &container.url())]);
-    let source = build(&settings, None, &no_sts(), TestClock::before_expiry(3600));
+    let source = container_source(&container, TestClock::before_expiry(3600));
     assert_eq!(key_of(source.credentials()), "ASIAFAKECONTAINER000");
     assert_eq!(key_of(source.credentials()), "ASIAFAKECONTAINER000");
 
@@ -705,13 +710,7 @@ fn sts_refuses_assume_role_signed_with_another_secret_or_session_token() {
     ];
     for (pairs, code, reason) in cases {
         let sts = sts_verifying_the_base_keys();
-        let role = role(None, None);
-        let source = build(
-            &settings(&pairs),
-            Some(&role),
-            &http(&sts.endpoint(), false),
-            Arc::new(SystemClock),
-        );
+        let source = assumed_role_source(&settings(&pairs), &sts, Arc::new(SystemClock));
 
         let error = source.credentials().unwrap_err();
 
@@ -761,13 +760,7 @@ fn assume_role_is_called_once_for_many_concurrent_requests() {
     let sts = sts_verifying_the_base_keys();
     sts.hold();
     let clock = TestClock::before_expiry(3600);
-    let role = role(None, None);
-    let source = build(
-        &environment_base(),
-        Some(&role),
-        &http(&sts.endpoint(), false),
-        clock.clone(),
-    );
+    let source = assumed_role_source(&environment_base(), &sts, clock.clone());
 
     let callers: Vec<_> = (0..CALLERS)
         .map(|_| {
@@ -799,13 +792,7 @@ fn sts_access_denied_reaches_the_caller_with_code_and_message() {
     let message = "User: arn:aws:iam::123456789012:user/dev is not authorized to perform: \
                    sts:AssumeRole on resource: arn:aws:iam::123456789012:role/appconfig-reader";
     sts.push_answer(StsAnswer::access_denied(message));
-    let role = role(None, None);
-    let source = build(
-        &environment_base(),
-        Some(&role),
-        &http(&sts.endpoint(), false),
-        Arc::new(SystemClock),
-    );
+    let source = assumed_role_source(&environment_base(), &sts, Arc::new(SystemClock));
 
     let error = source.credentials().unwrap_err();
 
@@ -836,13 +823,7 @@ fn assumed_credentials_are_refreshed_ten_minutes_before_expiry() {
         "2099-12-31T13:00:00.9Z",
     ));
     let clock = TestClock::before_expiry(3600);
-    let role = role(None, None);
-    let source = build(
-        &environment_base(),
-        Some(&role),
-        &http(&sts.endpoint(), false),
-        clock.clone(),
-    );
+    let source = assumed_role_source(&environment_base(), &sts, clock.clone());
 
     let steps = [
         (3600, "ASIAROLEFIRST", 1),
@@ -850,28 +831,14 @@ fn assumed_credentials_are_refreshed_ten_minutes_before_expiry() {
         (599, "ASIAROLESECOND", 2),
         (0, "ASIAROLESECOND", 2),
     ];
-    for (before, expected, calls) in steps {
-        clock.set_before_expiry(before);
-        assert_eq!(
-            key_of(source.credentials()),
-            expected,
-            "{before} s before expiry"
-        );
-        assert_eq!(sts.call_count(), calls, "{before} s before expiry");
-    }
+    assert_refresh_steps(&clock, &source, &steps, || sts.call_count());
 }
 
 #[test]
 fn sts_answers_in_every_element_order_are_understood() {
     capture_logs();
     let sts = sts_verifying_the_base_keys();
-    let role = role(None, None);
-    let source = build(
-        &environment_base(),
-        Some(&role),
-        &http(&sts.endpoint(), false),
-        Arc::new(SystemClock),
-    );
+    let source = assumed_role_source(&environment_base(), &sts, Arc::new(SystemClock));
 
     // The fake rotates through three layouts; each must give the same fields.
     for n in 0..3 {
@@ -901,13 +868,7 @@ fn assume_role_uses_chain_credentials_and_refetches_them_when_sts_says_expired()
         "The security token included in the request is expired",
     ));
     let settings = settings(&[("AWS_CONTAINER_CREDENTIALS_FULL_URI", &container.url())]);
-    let role = role(None, None);
-    let source = build(
-        &settings,
-        Some(&role),
-        &http(&sts.endpoint(), false),
-        Arc::new(SystemClock),
-    );
+    let source = assumed_role_source(&settings, &sts, Arc::new(SystemClock));
 
     assert_eq!(key_of(source.credentials()), "ASIAFAKESTS00000");
 
@@ -933,13 +894,7 @@ fn invalidating_an_assumed_role_refetches_the_base_credentials_too() {
     let container = FakeContainerCredentials::start("/creds", None);
     let sts = FakeSts::start();
     let settings = settings(&[("AWS_CONTAINER_CREDENTIALS_FULL_URI", &container.url())]);
-    let role = role(None, None);
-    let source = build(
-        &settings,
-        Some(&role),
-        &http(&sts.endpoint(), false),
-        Arc::new(SystemClock),
-    );
+    let source = assumed_role_source(&settings, &sts, Arc::new(SystemClock));
     source.credentials().unwrap();
 
     source.invalidate();

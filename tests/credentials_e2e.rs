@@ -9,8 +9,6 @@
 
 mod support;
 
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
 use support::agent::{self, AgentProcess, Response, Signal};
@@ -19,6 +17,7 @@ use support::container_credentials::{ContainerAnswer, ContainerCall, FakeContain
 use support::imds::FakeImds;
 use support::sigv4::{encode_component, format_amz_date, ExpectedCredentials};
 use support::sts::{FakeSts, StsAnswer};
+use support::temp_dir::TempDir;
 use support::wait_until;
 
 /// Bound on waiting for a fake or the agent to reach a point; a guard against hanging only.
@@ -93,36 +92,6 @@ fn assert_served(agent: &AgentProcess, response: &Response, profile: usize) {
 fn assert_all_signed(fake: &FakeAppConfig) {
     for call in fake.calls() {
         assert!(call.signature_ok, "{call:?}");
-    }
-}
-
-/// A fresh directory under the system temp dir, unique to this process and call, removed when
-/// dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        static COUNTER: AtomicUsize = AtomicUsize::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "appconfig-lite-e2e-{name}-{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::SeqCst)
-        ));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).unwrap();
-        TempDir(path)
-    }
-
-    fn write(&self, name: &str, content: &str) -> String {
-        let path = self.0.join(name);
-        std::fs::write(&path, content).unwrap();
-        path.to_string_lossy().into_owned()
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use support::agent::{AgentProcess, Response};
 use support::appconfigdata::{FakeAppConfig, Fault, FaultScope, Operation};
-use support::wait_until;
+use support::{assert_wire_discipline, start_agent, wait_until};
 
 const V1: &[u8] = br#"{"limit":1}"#;
 const V2: &[u8] = br#"{"limit":2}"#;
@@ -45,14 +45,9 @@ fn start(profiles: &[&str], extra: &[(&str, &str)]) -> (FakeAppConfig, AgentProc
     let fake = FakeAppConfig::start();
     fake.set_poll_interval(1);
     deploy(&fake, profiles, V1, "1");
-    let mut vars = fake.agent_vars();
-    vars.push(("POLL_INTERVAL".to_string(), "1".to_string()));
-    vars.extend(
-        extra
-            .iter()
-            .map(|(name, value)| (name.to_string(), value.to_string())),
-    );
-    let agent = AgentProcess::start(&vars);
+    let mut vars = vec![("POLL_INTERVAL", "1")];
+    vars.extend_from_slice(extra);
+    let agent = start_agent(&fake, &vars);
     (fake, agent)
 }
 
@@ -94,25 +89,6 @@ fn assert_error_line(response: &Response, expected: &Expected, context: &str) {
     }
 }
 
-/// Waits until `GET path` serves `body`; every answer on the way must be a `200`.
-fn wait_for_body(agent: &AgentProcess, path: &str, body: &[u8]) {
-    let mut last = String::new();
-    let served = wait_until(PATIENCE, || {
-        let response = agent.get(path);
-        assert_eq!(
-            response.status, 200,
-            "GET {path} with data cached: {response}"
-        );
-        last = response.text();
-        response.body == body
-    });
-    assert!(
-        served,
-        "{path} still serves {last:?}; log:\n{}",
-        agent.stderr_text()
-    );
-}
-
 /// Waits until the fake has answered `path`'s first fetch, after a failed one.
 fn wait_for_recovery(agent: &AgentProcess, path: &str, body: &[u8]) {
     let mut last = String::new();
@@ -133,29 +109,6 @@ fn faulted_calls(fake: &FakeAppConfig, fault: Fault) -> usize {
         .iter()
         .filter(|call| call.fault == Some(fault))
         .count()
-}
-
-/// The rules of wire.md §2 the agent keeps whatever the fault: every request signed correctly,
-/// no token sent twice, no poll sooner than advised.
-fn assert_wire_discipline(fake: &FakeAppConfig) {
-    let calls = fake.calls();
-    assert!(
-        calls.iter().all(|call| call.signature_ok),
-        "signature failures: {:?}",
-        calls
-            .iter()
-            .filter_map(|call| call.signature_error.as_ref())
-            .collect::<Vec<_>>()
-    );
-    assert!(
-        !fake.any_token_received_twice(),
-        "a token was sent twice: {calls:#?}"
-    );
-    assert_eq!(
-        fake.early_poll_count(),
-        0,
-        "a poll came sooner than advised: {calls:#?}"
-    );
 }
 
 /// A fault that answers or breaks a call: first fetches fail with `expected` while it lasts,
@@ -225,7 +178,7 @@ fn fault_on_refresh(fault: Fault) {
 
     fake.clear_faults();
     fake.release_hung_requests();
-    wait_for_body(&agent, &flags, V2);
+    agent.wait_for_body(&flags, V2, PATIENCE);
     assert_wire_discipline(&fake);
 }
 
@@ -342,7 +295,7 @@ fn a_refused_connection_fails_a_first_fetch_with_502_and_keeps_old_data_on_refre
     fake.resume_listening()
         .expect("listen again on the same port");
     wait_for_recovery(&agent, &path("first"), V2);
-    wait_for_body(&agent, &cached, V2);
+    agent.wait_for_body(&cached, V2, PATIENCE);
     assert_wire_discipline(&fake);
 }
 
@@ -387,7 +340,7 @@ fn a_connection_dropped_during_a_poll_is_recovered_with_a_new_session_not_the_sa
     deploy(&fake, &["flags"], V2, "2");
     assert!(wait_until(PATIENCE, || faulted_calls(&fake, Fault::Hang) == 2));
     fake.release_hung_requests();
-    wait_for_body(&agent, &flags, V2);
+    agent.wait_for_body(&flags, V2, PATIENCE);
     assert_eq!(
         fake.start_session_calls(),
         3,
@@ -430,7 +383,7 @@ fn token_fault_once(fault: Fault) {
 
     fake.inject_fault(FaultScope::GetLatestConfiguration, fault, 1);
     deploy(&fake, &["flags"], V2, "2");
-    wait_for_body(&agent, &flags, V2);
+    agent.wait_for_body(&flags, V2, PATIENCE);
     assert_eq!(faulted_calls(&fake, fault), 2);
     assert_eq!(
         fake.start_session_calls(),

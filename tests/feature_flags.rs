@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 
 use support::agent::{AgentProcess, Connection, Response};
 use support::appconfigdata::{FakeAppConfig, Fault, FaultScope};
-use support::wait_until;
+use support::{start_agent, wait_until};
 
 /// Content type of the Ion multi-variant form (feature-flags.md §1).
 const ION_TYPE: &str = "application/ion; type=AWS.AppConfig.FeatureFlags";
@@ -40,17 +40,6 @@ const SPEC_ION: &str = r#"'basic_flag'::'''{"enabled": true, "color": "orange"}'
 
 fn path(profile: &str) -> String {
     format!("/applications/shop/environments/prod/configurations/{profile}")
-}
-
-/// The agent pointed at `fake`, with `extra` variables on top.
-fn start_agent(fake: &FakeAppConfig, extra: &[(&str, &str)]) -> AgentProcess {
-    let mut vars = fake.agent_vars();
-    vars.extend(
-        extra
-            .iter()
-            .map(|(name, value)| (name.to_string(), value.to_string())),
-    );
-    AgentProcess::start(&vars)
 }
 
 /// A fake serving `shop:prod:{profile}` for each `(profile, body, content type)`, as version 1.

@@ -85,6 +85,33 @@ impl Fakes {
         AgentProcess::start(&self.vars(extra))
     }
 
+    /// Starts the agent with [`KEY`] in `PREFETCH_LIST` and `extra` on top, and waits for its
+    /// first `event/next`: INIT is over.
+    fn start_agent_past_init(&self, extra: &[(&str, &str)]) -> AgentProcess {
+        let mut vars = vec![("PREFETCH_LIST", KEY_TEXT)];
+        vars.extend_from_slice(extra);
+        let agent = self.start_agent(&vars);
+        self.expect_next_calls(1, &agent);
+        agent
+    }
+
+    /// Like [`Fakes::start_agent_past_init`], with [`KEY`] due again every second: the fake
+    /// advises, and the agent is set to, the shortest poll interval.
+    fn start_agent_polling_every_second(&self, extra: &[(&str, &str)]) -> AgentProcess {
+        self.upstream.set_poll_interval(1);
+        let mut vars = vec![("POLL_INTERVAL_SECONDS", "1")];
+        vars.extend_from_slice(extra);
+        self.start_agent_past_init(&vars)
+    }
+
+    /// Sends SHUTDOWN and expects the agent to exit with code 0.
+    fn shut_down(&self, agent: &mut AgentProcess, context: &str) {
+        self.runtime
+            .shutdown("spindown", deadline_in(SHUTDOWN_BUDGET_MS));
+        let status = agent.wait_exit(BOUND).expect("the agent exits on SHUTDOWN");
+        assert_eq!(status.code(), Some(0), "{context}: {}", agent.stderr_text());
+    }
+
     /// `event/next` calls so far, in arrival order.
     fn next_calls(&self) -> Vec<Call> {
         self.calls_of(CallKind::NextEvent)
@@ -246,11 +273,7 @@ fn it_registers_for_invoke_and_shutdown_under_the_executables_file_name() {
             "{style:?}"
         );
 
-        fakes
-            .runtime
-            .shutdown("spindown", deadline_in(SHUTDOWN_BUDGET_MS));
-        let status = agent.wait_exit(BOUND).expect("the agent exits on SHUTDOWN");
-        assert_eq!(status.code(), Some(0), "{style:?}: {}", agent.stderr_text());
+        fakes.shut_down(&mut agent, &format!("{style:?}"));
     }
 }
 
@@ -336,10 +359,8 @@ fn a_hung_prefetch_ends_init_within_the_request_timeout() {
     fakes
         .upstream
         .inject_fault(FaultScope::AnyOperation, Fault::Hang, 1);
-    let agent = fakes.start_agent(&[("PREFETCH_LIST", KEY_TEXT), ("REQUEST_TIMEOUT", "300ms")]);
-
     // The hang lasts two minutes unless released; INIT must not wait for it.
-    fakes.expect_next_calls(1, &agent);
+    let agent = fakes.start_agent_past_init(&[("REQUEST_TIMEOUT", "300ms")]);
     let calls = fakes.upstream.calls();
     assert_eq!(
         operations(&calls),
@@ -367,8 +388,7 @@ fn a_failed_prefetch_does_not_fail_init_and_the_entry_is_fetched_on_first_use() 
                 .upstream
                 .inject_fault(FaultScope::StartConfigurationSession, Fault::Status500, 1);
         }
-        let mut agent = fakes.start_agent(&[("PREFETCH_LIST", KEY_TEXT)]);
-        fakes.expect_next_calls(1, &agent);
+        let mut agent = fakes.start_agent_past_init(&[]);
 
         let expected_status = if fault == "500" { 500 } else { 404 };
         assert_eq!(
@@ -385,20 +405,14 @@ fn a_failed_prefetch_does_not_fail_init_and_the_entry_is_fetched_on_first_use() 
         }
         expect_data(&agent, BODY_V1, "1");
 
-        fakes
-            .runtime
-            .shutdown("spindown", deadline_in(SHUTDOWN_BUDGET_MS));
-        let status = agent.wait_exit(BOUND).expect("the agent exits on SHUTDOWN");
-        assert_eq!(status.code(), Some(0), "{fault}");
+        fakes.shut_down(&mut agent, fault);
     }
 }
 
 #[test]
 fn invoke_with_a_due_entry_refreshes_it_once_before_the_next_event_next() {
     let fakes = Fakes::start();
-    fakes.upstream.set_poll_interval(1);
-    let agent = fakes.start_agent(&[("PREFETCH_LIST", KEY_TEXT), ("POLL_INTERVAL_SECONDS", "1")]);
-    fakes.expect_next_calls(1, &agent);
+    let agent = fakes.start_agent_polling_every_second(&[]);
     let mut nexts = 1;
     let before = fakes.upstream.calls().len();
     assert_eq!(before, 2, "prefetch: one session, one poll");
@@ -429,9 +443,7 @@ fn invoke_with_a_due_entry_refreshes_it_once_before_the_next_event_next() {
 #[test]
 fn a_request_for_a_due_entry_is_answered_from_cache_while_the_invoke_refreshes_it() {
     let fakes = Fakes::start();
-    fakes.upstream.set_poll_interval(1);
-    let agent = fakes.start_agent(&[("PREFETCH_LIST", KEY_TEXT), ("POLL_INTERVAL_SECONDS", "1")]);
-    fakes.expect_next_calls(1, &agent);
+    let agent = fakes.start_agent_polling_every_second(&[]);
     let mut nexts = 1;
 
     fakes.deploy(BODY_V2, "2");
@@ -473,9 +485,7 @@ fn a_request_for_a_due_entry_is_answered_from_cache_while_the_invoke_refreshes_i
 #[test]
 fn a_request_for_a_due_entry_between_invokes_starts_no_refresh_of_its_own() {
     let fakes = Fakes::start();
-    fakes.upstream.set_poll_interval(1);
-    let agent = fakes.start_agent(&[("PREFETCH_LIST", KEY_TEXT), ("POLL_INTERVAL_SECONDS", "1")]);
-    fakes.expect_next_calls(1, &agent);
+    let agent = fakes.start_agent_polling_every_second(&[]);
     let before = fakes.upstream.calls().len();
 
     fakes.deploy(BODY_V2, "2");
@@ -497,13 +507,7 @@ fn a_request_for_a_due_entry_between_invokes_starts_no_refresh_of_its_own() {
 #[test]
 fn invoke_with_a_hung_refresh_returns_to_event_next_within_the_request_timeout() {
     let fakes = Fakes::start();
-    fakes.upstream.set_poll_interval(1);
-    let agent = fakes.start_agent(&[
-        ("PREFETCH_LIST", KEY_TEXT),
-        ("POLL_INTERVAL_SECONDS", "1"),
-        ("REQUEST_TIMEOUT", "300ms"),
-    ]);
-    fakes.expect_next_calls(1, &agent);
+    let agent = fakes.start_agent_polling_every_second(&[("REQUEST_TIMEOUT", "300ms")]);
     let mut nexts = 1;
     let before = fakes.upstream.calls().len();
 
@@ -524,8 +528,7 @@ fn invoke_with_a_hung_refresh_returns_to_event_next_within_the_request_timeout()
 #[test]
 fn invoke_with_nothing_due_calls_no_upstream_and_returns_to_event_next() {
     let fakes = Fakes::start();
-    let agent = fakes.start_agent(&[("PREFETCH_LIST", KEY_TEXT)]);
-    fakes.expect_next_calls(1, &agent);
+    let agent = fakes.start_agent_past_init(&[]);
     let mut nexts = 1;
     let before = fakes.upstream.calls();
     assert_eq!(before.len(), 2, "prefetch: one session, one poll");
@@ -555,8 +558,7 @@ fn shutdown_exits_0_before_the_deadline_whatever_the_reason() {
         "eviction-by-gremlins",
     ] {
         let fakes = Fakes::start();
-        let mut agent = fakes.start_agent(&[("PREFETCH_LIST", KEY_TEXT)]);
-        fakes.expect_next_calls(1, &agent);
+        let mut agent = fakes.start_agent_past_init(&[]);
         let mut nexts = 1;
         fakes.invoke(&mut nexts, &agent);
 
@@ -580,8 +582,7 @@ fn shutdown_exits_0_before_the_deadline_whatever_the_reason() {
 fn shutdown_while_64_clients_are_reading_exits_0_before_the_deadline() {
     const CLIENTS: usize = 64;
     let fakes = Fakes::start();
-    let mut agent = fakes.start_agent(&[("PREFETCH_LIST", KEY_TEXT)]);
-    fakes.expect_next_calls(1, &agent);
+    let mut agent = fakes.start_agent_past_init(&[]);
 
     let addr = agent.addr();
     let stop = Arc::new(AtomicBool::new(false));
@@ -689,9 +690,7 @@ fn expect_one_init_error(fakes: &Fakes, needles: &[&str], context: &str) {
 #[test]
 fn an_expired_token_after_a_long_freeze_starts_a_fresh_session_invisibly() {
     let fakes = Fakes::start();
-    fakes.upstream.set_poll_interval(1);
-    let agent = fakes.start_agent(&[("PREFETCH_LIST", KEY_TEXT), ("POLL_INTERVAL_SECONDS", "1")]);
-    fakes.expect_next_calls(1, &agent);
+    let agent = fakes.start_agent_polling_every_second(&[]);
     let mut nexts = 1;
     let before = fakes.upstream.calls().len();
 
@@ -737,8 +736,7 @@ fn a_failing_event_next_is_reported_through_exit_error_with_a_non_zero_exit() {
         NextEventFailure::Close,
     ] {
         let fakes = Fakes::start();
-        let mut agent = fakes.start_agent(&[("PREFETCH_LIST", KEY_TEXT)]);
-        fakes.expect_next_calls(1, &agent);
+        let mut agent = fakes.start_agent_past_init(&[]);
         let mut nexts = 1;
         fakes.invoke(&mut nexts, &agent);
 

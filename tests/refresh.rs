@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use support::agent::{request, AgentProcess, Response};
 use support::appconfigdata::{FakeAppConfig, Operation};
-use support::wait_until;
+use support::{assert_wire_discipline, start_agent, wait_until};
 
 const SHOP_PATH: &str = "/applications/shop/environments/prod/configurations/flags";
 const V1: &[u8] = br#"{"checkout":{"enabled":false}}"#;
@@ -37,65 +37,11 @@ fn shop_fake(poll_seconds: u64) -> FakeAppConfig {
     fake
 }
 
-/// The agent pointed at `fake`, with `extra` variables on top.
-fn start_agent(fake: &FakeAppConfig, extra: &[(&str, &str)]) -> AgentProcess {
-    let mut vars = fake.agent_vars();
-    vars.extend(
-        extra
-            .iter()
-            .map(|(name, value)| (name.to_string(), value.to_string())),
-    );
-    AgentProcess::start(&vars)
-}
-
 /// `GET path`, expecting a `200`.
 fn get_ok(agent: &AgentProcess, path: &str) -> Response {
     let response = agent.get(path);
     assert_eq!(response.status, 200, "GET {path}: {response}");
     response
-}
-
-/// Waits until `GET path` serves `body`; every answer on the way must be a `200` (a refresh
-/// never shows the caller an error once data is cached).
-fn wait_for_body(agent: &AgentProcess, path: &str, body: &[u8]) -> Response {
-    let mut last = None;
-    let served = wait_until(PATIENCE, || {
-        let response = get_ok(agent, path);
-        let done = response.body == body;
-        last = Some(response);
-        done
-    });
-    let last = last.expect("at least one answer");
-    assert!(
-        served,
-        "{path} still serves {:?}; log:\n{}",
-        last.text(),
-        agent.stderr_text()
-    );
-    last
-}
-
-/// The rules of wire.md §2 every agent must keep, whatever happened: each request signed
-/// correctly, no token sent twice, no poll sooner than the service advised.
-fn assert_wire_discipline(fake: &FakeAppConfig) {
-    let calls = fake.calls();
-    assert!(
-        calls.iter().all(|call| call.signature_ok),
-        "signature failures: {:?}",
-        calls
-            .iter()
-            .filter_map(|call| call.signature_error.as_ref())
-            .collect::<Vec<_>>()
-    );
-    assert!(
-        !fake.any_token_received_twice(),
-        "a token was sent twice: {calls:#?}"
-    );
-    assert_eq!(
-        fake.early_poll_count(),
-        0,
-        "a poll came sooner than advised: {calls:#?}"
-    );
 }
 
 #[test]
@@ -116,14 +62,8 @@ fn a_name_and_an_id_of_the_same_configuration_are_separate_entries() {
     assert_eq!(get_ok(&agent, SHOP_PATH).body, V1);
     assert_eq!(get_ok(&agent, id_path).body, V1);
 
-    let keys: Vec<Option<String>> = fake
-        .calls()
-        .into_iter()
-        .filter(|call| call.operation == Operation::StartConfigurationSession)
-        .map(|call| call.key)
-        .collect();
     assert_eq!(
-        keys,
+        fake.session_keys(),
         [
             Some("shop:prod:flags".to_string()),
             Some("a1b2c3d:e4f5g6h:p7q8r9s".to_string())
@@ -142,21 +82,8 @@ fn two_hundred_concurrent_first_requests_share_one_session() {
     // A slow service, so that every worker of the agent waits on the first fetch at once.
     fake.set_response_delay(Duration::from_millis(400));
     let agent = start_agent(&fake, &[]);
-    let addr = agent.addr();
 
-    let callers = 200;
-    let barrier = Arc::new(Barrier::new(callers));
-    let threads: Vec<_> = (0..callers)
-        .map(|_| {
-            let barrier = Arc::clone(&barrier);
-            thread::spawn(move || {
-                barrier.wait();
-                request(addr, "GET", SHOP_PATH, &[])
-            })
-        })
-        .collect();
-    for thread in threads {
-        let response = thread.join().unwrap().expect("an answer");
+    for response in agent.get_at_once(SHOP_PATH, 200) {
         assert_eq!(
             (response.status, response.body.as_slice()),
             (200, V1),
@@ -232,7 +159,7 @@ fn a_new_version_is_served_after_the_poll_interval() {
         Some("2"),
     );
 
-    let second = wait_for_body(&agent, SHOP_PATH, V2);
+    let second = agent.wait_for_body(SHOP_PATH, V2, PATIENCE);
     assert_eq!(second.header("Configuration-Version"), Some("2"));
     assert_eq!(
         second.header("Content-Type"),
@@ -339,7 +266,7 @@ fn an_expired_token_is_replaced_by_a_new_session_without_the_caller_noticing() {
     fake.expire_all_tokens();
     fake.deploy("shop", "prod", "flags", V2, "application/json", Some("2"));
 
-    let served = wait_for_body(&agent, SHOP_PATH, V2);
+    let served = agent.wait_for_body(SHOP_PATH, V2, PATIENCE);
     assert_eq!(served.header("Configuration-Version"), Some("2"));
     let calls = fake.calls();
     let refused = calls

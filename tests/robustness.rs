@@ -14,13 +14,13 @@
 mod support;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Barrier};
+use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
 use support::agent::{request, AgentProcess, Connection, Response};
 use support::appconfigdata::{FakeAppConfig, Fault, FaultScope, Operation};
-use support::wait_until;
+use support::start_agent;
 
 const V1: &[u8] = br#"{"checkout":{"enabled":false}}"#;
 const V2: &[u8] = br#"{"checkout":{"enabled":true}}"#;
@@ -34,33 +34,6 @@ const CLIENTS: usize = 8;
 
 fn path(profile: &str) -> String {
     format!("/applications/shop/environments/prod/configurations/{profile}")
-}
-
-/// The agent pointed at `fake`, with `extra` variables on top.
-fn start_agent(fake: &FakeAppConfig, extra: &[(&str, &str)]) -> AgentProcess {
-    let mut vars = fake.agent_vars();
-    vars.extend(
-        extra
-            .iter()
-            .map(|(name, value)| (name.to_string(), value.to_string())),
-    );
-    AgentProcess::start(&vars)
-}
-
-/// Waits until `GET path` serves `body`; every answer on the way must be a `200`.
-fn wait_for_body(agent: &AgentProcess, path: &str, body: &[u8]) {
-    let mut last = String::new();
-    let served = wait_until(PATIENCE, || {
-        let response = agent.get(path);
-        assert_eq!(response.status, 200, "GET {path}: {response}");
-        last = response.text();
-        response.body == body
-    });
-    assert!(
-        served,
-        "{path} still serves {last:?}; log:\n{}",
-        agent.stderr_text()
-    );
 }
 
 /// `GET` of every path in `paths`, spread over a few client threads; answers in path order.
@@ -125,7 +98,7 @@ fn a_huge_advised_poll_interval_neither_crashes_workers_nor_stops_the_refresh_ti
     let first = agent.get(&path("other"));
     assert_eq!((first.status, first.body.as_slice()), (200, V1), "{first}");
     fake.deploy("shop", "prod", "other", V2, "application/json", Some("2"));
-    wait_for_body(&agent, &path("other"), V2);
+    agent.wait_for_body(&path("other"), V2, PATIENCE);
     assert_no_panic(&agent);
 }
 
@@ -195,24 +168,12 @@ fn concurrent_first_requests_that_fail_share_one_fetch_and_all_get_the_error() {
     fake.set_response_delay(Duration::from_millis(400));
     fake.inject_fault(FaultScope::StartConfigurationSession, Fault::Status500, 1);
     let agent = start_agent(&fake, &[]);
-    let addr = agent.addr();
 
     // No more callers than tiny_http has idle connection threads at start (4): a burst of
     // more new connections can leave some unread until another connection closes (see the
     // breaker report), and a caller that arrives after the failure rightly starts a new fetch.
     let callers = 4;
-    let barrier = Arc::new(Barrier::new(callers));
-    let threads: Vec<_> = (0..callers)
-        .map(|_| {
-            let barrier = Arc::clone(&barrier);
-            thread::spawn(move || {
-                barrier.wait();
-                request(addr, "GET", &path("flags"), &[])
-            })
-        })
-        .collect();
-    for thread in threads {
-        let response = thread.join().unwrap().expect("an answer");
+    for response in agent.get_at_once(&path("flags"), callers) {
         assert_eq!(response.status, 502, "{response}");
         assert!(
             response.text().starts_with("InternalServerException: "),
@@ -247,9 +208,9 @@ fn a_configuration_that_failed_its_first_fetch_is_not_polled_in_the_background()
 
     // Two refreshes of the known entry, each due after the unknown one would have been.
     fake.deploy("shop", "prod", "flags", V2, "application/json", Some("2"));
-    wait_for_body(&agent, &path("flags"), V2);
+    agent.wait_for_body(&path("flags"), V2, PATIENCE);
     fake.deploy("shop", "prod", "flags", V3, "application/json", Some("3"));
-    wait_for_body(&agent, &path("flags"), V3);
+    agent.wait_for_body(&path("flags"), V3, PATIENCE);
 
     let sessions_for_missing = fake
         .calls()

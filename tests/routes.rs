@@ -12,8 +12,9 @@
 
 mod support;
 
-use support::agent::{request_with_body, AgentProcess, Connection, Response};
+use support::agent::{request_with_body, Connection, Response};
 use support::appconfigdata::{FakeAppConfig, Operation};
+use support::start_agent;
 
 const SHOP_PATH: &str = "/applications/shop/environments/prod/configurations/flags";
 
@@ -29,17 +30,6 @@ fn shop_fake() -> FakeAppConfig {
         Some("7"),
     );
     fake
-}
-
-/// The agent pointed at `fake`, with `extra` variables on top.
-fn start_agent(fake: &FakeAppConfig, extra: &[(&str, &str)]) -> AgentProcess {
-    let mut vars = fake.agent_vars();
-    vars.extend(
-        extra
-            .iter()
-            .map(|(name, value)| (name.to_string(), value.to_string())),
-    );
-    AgentProcess::start(&vars)
 }
 
 /// product.md §2.4: the status, and a plain-text body of one line starting with `code: `.
@@ -321,14 +311,8 @@ fn segments_are_percent_decoded_once_and_a_plus_stays_a_plus() {
         "{response}"
     );
 
-    let sessions: Vec<Option<String>> = fake
-        .calls()
-        .into_iter()
-        .filter(|call| call.operation == Operation::StartConfigurationSession)
-        .map(|call| call.key)
-        .collect();
     assert_eq!(
-        sessions,
+        fake.session_keys(),
         [
             Some("my app:a+b:x/y".to_string()),
             Some("100%:é:p".to_string())

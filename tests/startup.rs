@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use appconfig_lite::settings::SETTING_NAMES;
 use support::agent::{run_to_exit, start_expect_exit, AgentProcess, Signal, AGENT_BINARY};
-use support::appconfigdata::{FakeAppConfig, Operation, TEST_ACCESS_KEY, TEST_SECRET_KEY};
-use support::wait_until;
+use support::appconfigdata::{FakeAppConfig, TEST_ACCESS_KEY, TEST_SECRET_KEY};
+use support::{start_agent, wait_until};
 
 /// Bound on waiting for something a working agent does within a few seconds.
 const PATIENCE: Duration = Duration::from_secs(20);
@@ -148,7 +148,7 @@ fn an_unknown_prefixed_setting_logs_one_warning_with_the_closest_name() {
 fn signal_stops_the_agent_with_exit_code_0(signal: Signal) {
     let fake = FakeAppConfig::start();
     fake.deploy("shop", "prod", "flags", b"{}", "application/json", None);
-    let mut agent = AgentProcess::start(&fake.agent_vars());
+    let mut agent = start_agent(&fake, &[]);
     let response = agent.get("/applications/shop/environments/prod/configurations/flags");
     assert_eq!(response.status, 200, "{response}");
 
@@ -178,13 +178,13 @@ fn prefetch_list_entries_of_both_forms_are_fetched_at_start_in_parallel() {
     fake.deploy("my app", "prod", "other", b"other", "text/plain", Some("1"));
     // Slow answers: fetched one after the other, the two entries would never overlap.
     fake.set_response_delay(Duration::from_millis(500));
-    let mut vars = fake.agent_vars();
-    vars.push((
-        "PREFETCH_LIST".to_string(),
-        "shop:prod:flags, /applications/my%20app/environments/prod/configurations/other"
-            .to_string(),
-    ));
-    let agent = AgentProcess::start(&vars);
+    let agent = start_agent(
+        &fake,
+        &[(
+            "PREFETCH_LIST",
+            "shop:prod:flags, /applications/my%20app/environments/prod/configurations/other",
+        )],
+    );
 
     assert!(
         wait_until(PATIENCE, || fake.get_latest_calls() == 2),
@@ -192,12 +192,7 @@ fn prefetch_list_entries_of_both_forms_are_fetched_at_start_in_parallel() {
         agent.stderr_text()
     );
     assert_eq!(fake.max_in_flight(), 2, "the two fetches overlapped");
-    let mut keys: Vec<String> = fake
-        .calls()
-        .into_iter()
-        .filter(|call| call.operation == Operation::StartConfigurationSession)
-        .filter_map(|call| call.key)
-        .collect();
+    let mut keys: Vec<String> = fake.session_keys().into_iter().flatten().collect();
     keys.sort();
     assert_eq!(keys, ["my app:prod:other", "shop:prod:flags"]);
 

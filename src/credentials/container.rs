@@ -11,7 +11,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::refresh::Fetch;
-use super::{read_answer, CredentialSettings, Credentials, CredentialsError, HttpContext};
+use super::{
+    direct_bounded, read_answer, CredentialSettings, Credentials, CredentialsError, HttpContext,
+};
 use crate::logging::Secret;
 use crate::timestamp::parse_rfc3339;
 
@@ -210,14 +212,7 @@ impl Fetch for ContainerCredentials {
         if let Some(token) = &token {
             request = request.header("authorization", token.expose());
         }
-        let result = request
-            .config()
-            .http_status_as_error(false)
-            .timeout_global(Some(self.timeout))
-            .max_redirects(0)
-            .proxy(None)
-            .build()
-            .call();
+        let result = direct_bounded(request, self.timeout).call();
         let (status, body) = read_answer(result, "the container credentials endpoint")?;
         parse_answer(status, &body, "container")
     }

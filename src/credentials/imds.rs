@@ -7,7 +7,7 @@
 
 use super::container::parse_answer;
 use super::refresh::Fetch;
-use super::{read_answer, Credentials, CredentialsError, IMDS_TIMEOUT};
+use super::{direct_bounded, read_answer, Credentials, CredentialsError, IMDS_TIMEOUT};
 use crate::logging::Secret;
 
 /// Lifetime asked for the metadata session token. It is used for three calls in a row, so the
@@ -28,17 +28,11 @@ impl InstanceMetadata {
     }
 
     fn session_token(&self) -> Result<Secret, CredentialsError> {
-        let result = self
+        let request = self
             .agent
             .put(format!("{}{TOKEN_PATH}", self.endpoint))
-            .header("x-aws-ec2-metadata-token-ttl-seconds", TOKEN_TTL_SECONDS)
-            .config()
-            .http_status_as_error(false)
-            .timeout_global(Some(IMDS_TIMEOUT))
-            .max_redirects(0)
-            .proxy(None)
-            .build()
-            .send_empty();
+            .header("x-aws-ec2-metadata-token-ttl-seconds", TOKEN_TTL_SECONDS);
+        let result = direct_bounded(request, IMDS_TIMEOUT).send_empty();
         let (status, body) = read_answer(result, "instance metadata (token)")?;
         if status != 200 || body.trim().is_empty() {
             return Err(CredentialsError::Source(format!(
@@ -54,17 +48,11 @@ impl InstanceMetadata {
         token: &Secret,
         what: &str,
     ) -> Result<(u16, String), CredentialsError> {
-        let result = self
+        let request = self
             .agent
             .get(format!("{}{path}", self.endpoint))
-            .header("x-aws-ec2-metadata-token", token.expose())
-            .config()
-            .http_status_as_error(false)
-            .timeout_global(Some(IMDS_TIMEOUT))
-            .max_redirects(0)
-            .proxy(None)
-            .build()
-            .call();
+            .header("x-aws-ec2-metadata-token", token.expose());
+        let result = direct_bounded(request, IMDS_TIMEOUT).call();
         read_answer(result, what)
     }
 }

@@ -3,17 +3,18 @@
 //! Owns the child process (clean environment, captured output, start-up and exit waits,
 //! signals) and the byte-exact client. It must not reach beyond loopback: it refuses variables
 //! that point at a metadata address or a non-loopback AWS endpoint, and points the AWS endpoints
-//! at a closed loopback port when a test leaves them unset. Uses only `support::wait_until`.
+//! at a closed loopback port when a test leaves them unset. Uses `support::wait_until` and, for
+//! chunked answers, `http_wire`.
 
 use std::fmt;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Barrier, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use super::wait_until;
+use super::{http_wire, wait_until};
 
 /// The agent binary Cargo built for this test run.
 pub const AGENT_BINARY: &str = env!("CARGO_BIN_EXE_appconfig-lite");
@@ -160,6 +161,49 @@ impl AgentProcess {
     /// `GET path` with no extra headers.
     pub fn get(&self, path: &str) -> Response {
         self.request("GET", path, &[])
+    }
+
+    /// Waits up to `bound` until `GET path` serves `body`, asserting that every answer on the
+    /// way is a `200` (once data is cached, a refresh never shows the caller an error); returns
+    /// the last answer. Panics, showing the log, if `body` never comes.
+    pub fn wait_for_body(&self, path: &str, body: &[u8], bound: Duration) -> Response {
+        let mut last = None;
+        let served = wait_until(bound, || {
+            let response = self.get(path);
+            assert_eq!(response.status, 200, "GET {path}: {response}");
+            let done = response.body == body;
+            last = Some(response);
+            done
+        });
+        let last = last.expect("at least one answer");
+        assert!(
+            served,
+            "{path} still serves {:?}; log:\n{}",
+            last.text(),
+            self.stderr_text()
+        );
+        last
+    }
+
+    /// `GET path` from `callers` threads, each on its own connection, released together by a
+    /// barrier; the answers in thread order. Panics if a caller gets no answer.
+    pub fn get_at_once(&self, path: &str, callers: usize) -> Vec<Response> {
+        let addr = self.addr;
+        let barrier = Arc::new(Barrier::new(callers));
+        let threads: Vec<_> = (0..callers)
+            .map(|_| {
+                let barrier = Arc::clone(&barrier);
+                let path = path.to_string();
+                thread::spawn(move || {
+                    barrier.wait();
+                    request(addr, "GET", &path, &[])
+                })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .map(|thread| thread.join().unwrap().expect("an answer"))
+            .collect()
     }
 
     fn spawn<K: AsRef<str>, V: AsRef<str>>(program: &str, args: &[&str], vars: &[(K, V)]) -> Self {
@@ -427,7 +471,7 @@ fn read_response(reader: &mut BufReader<TcpStream>, is_head: bool) -> io::Result
         .header("transfer-encoding")
         .is_some_and(|value| value.to_ascii_lowercase().contains("chunked"));
     if chunked {
-        response.body = read_chunked(reader)?;
+        response.body = http_wire::read_chunked_body(reader, usize::MAX)?;
     } else if let Some(length) = response.header("content-length") {
         let length: usize = length.parse().map_err(|_| invalid(length))?;
         let mut body = vec![0; length];
@@ -437,29 +481,6 @@ fn read_response(reader: &mut BufReader<TcpStream>, is_head: bool) -> io::Result
         reader.read_to_end(&mut response.body)?;
     }
     Ok(response)
-}
-
-fn read_chunked(reader: &mut BufReader<TcpStream>) -> io::Result<Vec<u8>> {
-    let mut body = Vec::new();
-    loop {
-        let mut size_line = String::new();
-        reader.read_line(&mut size_line)?;
-        let size_text = size_line.trim().split(';').next().unwrap_or("");
-        let size = usize::from_str_radix(size_text, 16).map_err(|_| invalid(size_text))?;
-        if size == 0 {
-            loop {
-                let mut trailer = String::new();
-                if reader.read_line(&mut trailer)? == 0 || trailer.trim().is_empty() {
-                    return Ok(body);
-                }
-            }
-        }
-        let start = body.len();
-        body.resize(start + size, 0);
-        reader.read_exact(&mut body[start..])?;
-        let mut crlf = [0; 2];
-        reader.read_exact(&mut crlf)?;
-    }
 }
 
 fn invalid(detail: &str) -> io::Error {

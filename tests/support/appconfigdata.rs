@@ -350,6 +350,16 @@ impl FakeAppConfig {
         self.count(Operation::GetLatestConfiguration)
     }
 
+    /// The key of each StartConfigurationSession call, in arrival order.
+    pub fn session_keys(&self) -> Vec<Option<String>> {
+        self.lock()
+            .calls
+            .iter()
+            .filter(|call| call.operation == Operation::StartConfigurationSession)
+            .map(|call| call.key.clone())
+            .collect()
+    }
+
     /// Every call so far, in arrival order.
     pub fn calls(&self) -> Vec<CallRecord> {
         self.lock().calls.clone()

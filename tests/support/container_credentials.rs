@@ -4,11 +4,12 @@
 //! Serves one path; checks the `Authorization` header against the expected token (401 JSON
 //! error otherwise); answers `AccessKeyId`, `SecretAccessKey`, `Token`, `Expiration` from a
 //! script or, with the script empty, numbered credentials expiring at [`DEFAULT_EXPIRATION`].
-//! Records each call's path and `Authorization` value, in order.
+//! Records each call's path and `Authorization` value, in order. Served by `tiny_server`.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+
+use super::tiny_server::{self, TinyServer};
 
 /// Far enough ahead that nothing refreshes unless a test moves its clock there.
 pub const DEFAULT_EXPIRATION: &str = "2099-12-31T12:00:00Z";
@@ -44,9 +45,8 @@ impl ContainerAnswer {
 
 pub struct FakeContainerCredentials {
     url: String,
-    server: Arc<tiny_http::Server>,
     state: Arc<Mutex<State>>,
-    worker: Option<JoinHandle<()>>,
+    _server: TinyServer,
 }
 
 struct State {
@@ -61,8 +61,6 @@ impl FakeContainerCredentials {
     /// Serves `path` (for example `/2021-04-23/credentials`); with `expected_authorization`
     /// set, any other `Authorization` value (or none) gets a 401.
     pub fn start(path: &str, expected_authorization: Option<&str>) -> FakeContainerCredentials {
-        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").unwrap());
-        let port = server.server_addr().to_ip().unwrap().port();
         let state = Arc::new(Mutex::new(State {
             path: path.to_string(),
             expected_authorization: expected_authorization.map(str::to_string),
@@ -70,20 +68,14 @@ impl FakeContainerCredentials {
             calls: Vec::new(),
             issued: 0,
         }));
-        let worker = {
-            let server = Arc::clone(&server);
+        let server = {
             let state = Arc::clone(&state);
-            std::thread::spawn(move || {
-                while let Ok(request) = server.recv() {
-                    handle(&state, request);
-                }
-            })
+            TinyServer::start(move |request| handle(&state, request))
         };
         FakeContainerCredentials {
-            url: format!("http://127.0.0.1:{port}{path}"),
-            server,
+            url: format!("http://127.0.0.1:{}{path}", server.port()),
             state,
-            worker: Some(worker),
+            _server: server,
         }
     }
 
@@ -110,21 +102,8 @@ impl FakeContainerCredentials {
     }
 }
 
-impl Drop for FakeContainerCredentials {
-    fn drop(&mut self) {
-        self.server.unblock();
-        if let Some(worker) = self.worker.take() {
-            let _ = worker.join();
-        }
-    }
-}
-
 fn handle(state: &Mutex<State>, request: tiny_http::Request) {
-    let authorization = request
-        .headers()
-        .iter()
-        .find(|h| h.field.equiv("Authorization"))
-        .map(|h| h.value.to_string());
+    let authorization = tiny_server::header(&request, "Authorization");
     let call = ContainerCall {
         method: request.method().to_string(),
         path: request.url().to_string(),

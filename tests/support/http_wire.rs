@@ -2,9 +2,9 @@
 //! connection, write one response (whole, or cut short on purpose).
 //!
 //! Owns only framing (request line, headers, `Content-Length` and chunked bodies, `Connection`);
-//! it knows nothing of AWS. Used by `appconfigdata`; kept apart so other fakes can share it. The
-//! fakes write their own parser instead of using tiny_http so they can count TCP connections and
-//! misbehave at the socket level.
+//! it knows nothing of AWS. Used by `appconfigdata`, and by `agent`'s client for chunked
+//! answers; kept apart so other fakes can share it. The fakes write their own parser instead of
+//! using tiny_http so they can count TCP connections and misbehave at the socket level.
 
 use std::io::{self, BufRead, Read, Write};
 use std::net::{Shutdown, TcpStream};
@@ -140,7 +140,7 @@ pub fn read_request(reader: &mut impl BufRead) -> io::Result<Option<RawRequest>>
         .header("transfer-encoding")
         .is_some_and(|value| value.to_ascii_lowercase().contains("chunked"));
     if chunked {
-        request.body = read_chunked_body(reader)?;
+        request.body = read_chunked_body(reader, MAX_BODY_BYTES)?;
     } else if let Some(length) = request.header("content-length") {
         let length: usize = length
             .parse()
@@ -248,7 +248,9 @@ fn read_line(
     Ok(read)
 }
 
-fn read_chunked_body(reader: &mut impl BufRead) -> io::Result<Vec<u8>> {
+/// Reads a chunked body (RFC 9112 §7.1) up to its last chunk and trailer section; refuses one
+/// of more than `max_bytes`. The agent harness's client uses it for the agent's answers too.
+pub fn read_chunked_body(reader: &mut impl BufRead, max_bytes: usize) -> io::Result<Vec<u8>> {
     let mut body = Vec::new();
     loop {
         let mut size_line = String::new();
@@ -256,7 +258,7 @@ fn read_chunked_body(reader: &mut impl BufRead) -> io::Result<Vec<u8>> {
         let size_text = size_line.trim().split(';').next().unwrap_or("");
         let size = usize::from_str_radix(size_text, 16)
             .map_err(|_| invalid(&format!("chunk size {size_text:?}")))?;
-        if body.len() + size > MAX_BODY_BYTES {
+        if size > max_bytes - body.len() {
             return Err(invalid("chunked body too large"));
         }
         if size == 0 {

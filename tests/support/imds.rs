@@ -5,9 +5,11 @@
 //! session token; the two `GET`s under `/latest/meta-data/iam/security-credentials/` need that
 //! token in `X-aws-ec2-metadata-token` (401 otherwise) and return the role name, then the
 //! role's credentials JSON (`Code: Success`). Records each call as `METHOD path`, in order.
+//! Served by `tiny_server`.
 
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+
+use super::tiny_server::{header, TinyServer};
 
 const TOKEN_PATH: &str = "/latest/api/token";
 const ROLES_PATH: &str = "/latest/meta-data/iam/security-credentials/";
@@ -18,9 +20,8 @@ pub struct FakeImds {
     endpoint: String,
     /// The session token the fake hands out; a test may plant it as a secret.
     pub session_token: String,
-    server: Arc<tiny_http::Server>,
     state: Arc<Mutex<State>>,
-    worker: Option<JoinHandle<()>>,
+    _server: TinyServer,
 }
 
 struct State {
@@ -40,32 +41,27 @@ impl FakeImds {
         secret_access_key: &str,
         token: &str,
     ) -> FakeImds {
-        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").unwrap());
-        let port = server.server_addr().to_ip().unwrap().port();
-        let session_token = format!("fake-imds-session-{port}==");
         let state = Arc::new(Mutex::new(State {
             role: role.into(),
-            session_token: session_token.clone(),
+            session_token: String::new(),
             access_key_id: access_key_id.into(),
             secret_access_key: secret_access_key.into(),
             token: token.into(),
             calls: Vec::new(),
         }));
-        let worker = {
-            let server = Arc::clone(&server);
+        let server = {
             let state = Arc::clone(&state);
-            std::thread::spawn(move || {
-                while let Ok(request) = server.recv() {
-                    handle(&state, request);
-                }
-            })
+            TinyServer::start(move |request| handle(&state, request))
         };
+        // No request can come before this: only `start` knows the port yet.
+        let port = server.port();
+        let session_token = format!("fake-imds-session-{port}==");
+        state.lock().unwrap().session_token = session_token.clone();
         FakeImds {
             endpoint: format!("http://127.0.0.1:{port}"),
             session_token,
-            server,
             state,
-            worker: Some(worker),
+            _server: server,
         }
     }
 
@@ -82,23 +78,6 @@ impl FakeImds {
     pub fn call_count(&self) -> usize {
         self.state.lock().unwrap().calls.len()
     }
-}
-
-impl Drop for FakeImds {
-    fn drop(&mut self) {
-        self.server.unblock();
-        if let Some(worker) = self.worker.take() {
-            let _ = worker.join();
-        }
-    }
-}
-
-fn header(request: &tiny_http::Request, name: &str) -> Option<String> {
-    request
-        .headers()
-        .iter()
-        .find(|h| h.field.as_str().as_str().eq_ignore_ascii_case(name))
-        .map(|h| h.value.to_string())
 }
 
 fn handle(state: &Mutex<State>, request: tiny_http::Request) {

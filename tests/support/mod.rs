@@ -10,6 +10,12 @@
 //! - `sts`: the fake STS for AssumeRole (wire.md §3), signatures checked by `sigv4`.
 //! - `container_credentials`: the fake container credentials endpoint (wire.md §4).
 //! - `imds`: the fake EC2 instance metadata service, IMDSv2 (wire.md §4).
+//! - `tiny_server`: the tiny_http server and worker thread the STS, container and IMDS fakes
+//!   share.
+//! - `temp_dir`: a scratch directory removed on drop.
+//!
+//! Here: [`wait_until`], and the helpers that join the agent to the fake AppConfigData
+//! ([`start_agent`], [`assert_wire_discipline`]).
 #![allow(
     dead_code,
     reason = "each test file uses only part of the support code"
@@ -28,9 +34,14 @@ pub mod http_wire;
 pub mod imds;
 pub mod sigv4;
 pub mod sts;
+pub mod temp_dir;
+pub mod tiny_server;
 
 use std::thread;
 use std::time::{Duration, Instant};
+
+use agent::AgentProcess;
+use appconfigdata::FakeAppConfig;
 
 /// Polls `condition` every few milliseconds until it holds or `bound` passes; returns whether it
 /// held. Use it instead of sleeping: the bound only limits how long a failing test waits.
@@ -45,4 +56,38 @@ pub fn wait_until(bound: Duration, mut condition: impl FnMut() -> bool) -> bool 
         }
         thread::sleep(Duration::from_millis(5));
     }
+}
+
+/// The agent pointed at `fake`, with `extra` variables on top (a name given again wins).
+pub fn start_agent(fake: &FakeAppConfig, extra: &[(&str, &str)]) -> AgentProcess {
+    let mut vars = fake.agent_vars();
+    vars.extend(
+        extra
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.to_string())),
+    );
+    AgentProcess::start(&vars)
+}
+
+/// The rules of wire.md §2 every agent must keep, whatever happened: each request signed
+/// correctly, no token sent twice, no poll sooner than the service advised.
+pub fn assert_wire_discipline(fake: &FakeAppConfig) {
+    let calls = fake.calls();
+    assert!(
+        calls.iter().all(|call| call.signature_ok),
+        "signature failures: {:?}",
+        calls
+            .iter()
+            .filter_map(|call| call.signature_error.as_ref())
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        !fake.any_token_received_twice(),
+        "a token was sent twice: {calls:#?}"
+    );
+    assert_eq!(
+        fake.early_poll_count(),
+        0,
+        "a poll came sooner than advised: {calls:#?}"
+    );
 }

@@ -7,14 +7,15 @@
 //! `ErrorResponse`. A request that breaks the shape gets a 400 `FakeStsRejected` naming the
 //! problem. With [`FakeSts::start_verifying`], signatures are checked by the shared independent
 //! verifier (`sigv4`, signing name `sts`), as the fake AppConfigData checks its own. Answers can
-//! be held back until the test releases them. Never talks to anything but its loopback listener.
+//! be held back until the test releases them. Never talks to anything but its loopback listener,
+//! which `tiny_server` runs.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::sigv4::{self, ExpectedCredentials, ReceivedRequest, SignatureError};
+use super::tiny_server::TinyServer;
 
 /// The content type STS expects, byte for byte.
 pub const FORM_CONTENT_TYPE: &str = "application/x-www-form-urlencoded; charset=utf-8";
@@ -97,9 +98,9 @@ impl StsAnswer {
 
 pub struct FakeSts {
     endpoint: String,
-    server: Arc<tiny_http::Server>,
     shared: Arc<Shared>,
-    worker: Option<JoinHandle<()>>,
+    /// Dropped after `drop` below has released any held answer.
+    _server: TinyServer,
 }
 
 struct Shared {
@@ -137,27 +138,19 @@ impl FakeSts {
     }
 
     fn launch(verifier: Option<sigv4::Verifier>) -> FakeSts {
-        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").unwrap());
-        let port = server.server_addr().to_ip().unwrap().port();
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
             changed: Condvar::new(),
             verifier,
         });
-        let worker = {
-            let server = Arc::clone(&server);
+        let server = {
             let shared = Arc::clone(&shared);
-            std::thread::spawn(move || {
-                while let Ok(request) = server.recv() {
-                    shared.handle(request);
-                }
-            })
+            TinyServer::start(move |request| shared.handle(request))
         };
         FakeSts {
-            endpoint: format!("http://127.0.0.1:{port}"),
-            server,
+            endpoint: format!("http://127.0.0.1:{}", server.port()),
             shared,
-            worker: Some(worker),
+            _server: server,
         }
     }
 
@@ -207,12 +200,10 @@ impl FakeSts {
 }
 
 impl Drop for FakeSts {
+    /// Releases held answers, so the worker can finish the request in hand when the server
+    /// field is dropped next.
     fn drop(&mut self) {
         self.release();
-        self.server.unblock();
-        if let Some(worker) = self.worker.take() {
-            let _ = worker.join();
-        }
     }
 }
 
