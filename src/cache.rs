@@ -86,6 +86,9 @@ pub struct Snapshot {
     flags: OnceLock<Result<FlagSet, FlagError>>,
     /// The configuration these bytes belong to, named in the flag warnings.
     key: ConfigKey,
+    /// Whether whole-profile requests may need the flags evaluated, decided once per version
+    /// so the request path never scans the bytes.
+    may_have_variants: bool,
 }
 
 impl Snapshot {
@@ -93,6 +96,7 @@ impl Snapshot {
     /// dropped, and reading it would log its warnings a second time (feature-flags.md §4.2).
     pub fn new(key: &ConfigKey, content: Content) -> Self {
         let etag = etag_of(&content.bytes);
+        let may_have_variants = may_have_variants(&content.content_type, &content.bytes);
         Snapshot {
             bytes: content.bytes,
             content_type: content.content_type,
@@ -100,6 +104,7 @@ impl Snapshot {
             etag,
             flags: OnceLock::new(),
             key: key.clone(),
+            may_have_variants,
         }
     }
 
@@ -114,7 +119,7 @@ impl Snapshot {
     /// Reads the flags now if whole-profile requests will need them, for a snapshot the cache
     /// is about to keep.
     fn read_flags(&self) {
-        if self.may_have_variants() {
+        if self.may_have_variants {
             self.flags();
         }
     }
@@ -137,7 +142,7 @@ impl Snapshot {
     /// The flag set to evaluate for a whole-profile request, when the data has variants (or
     /// is a deployment-time document); `None` means the bytes are served unchanged.
     pub fn variant_flags(&self) -> Option<&FlagSet> {
-        if !self.may_have_variants() {
+        if !self.may_have_variants {
             return None;
         }
         match self.flags() {
@@ -145,15 +150,15 @@ impl Snapshot {
             _ => None,
         }
     }
+}
 
-    /// The Ion multi-variant form, or JSON naming `_variants` or a `values` member: cheap
-    /// tests that keep plain configurations from ever being parsed on the request path.
-    fn may_have_variants(&self) -> bool {
-        let media_type = self.content_type.split(';').next().unwrap_or("").trim();
-        media_type.eq_ignore_ascii_case("application/ion")
-            || contains(&self.bytes, b"\"_variants\"")
-            || contains(&self.bytes, b"\"values\"")
-    }
+/// The Ion multi-variant form, or JSON naming `_variants` or a `values` member: cheap
+/// tests that keep plain configurations from ever being parsed on the request path.
+fn may_have_variants(content_type: &str, bytes: &[u8]) -> bool {
+    let media_type = content_type.split(';').next().unwrap_or("").trim();
+    media_type.eq_ignore_ascii_case("application/ion")
+        || contains(bytes, b"\"_variants\"")
+        || contains(bytes, b"\"values\"")
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
